@@ -129,8 +129,23 @@ build() {
 		"${KMAKE[@]}" -j"$(nproc)" -C "$src" O="$out" $BUILD_TARGETS >&2
 		"${KMAKE[@]}" -C "$src" O="$out" headers_install INSTALL_HDR_PATH="$out/hdr" >&2
 		touch "$out/.nptpool-ready"
+		prune
 	fi
+	touch "$out"
 	echo "$out"
+}
+
+# Keep the four most recently used builds and the sources they were built from; a
+# source tree is ~1.6 GB, a build ~0.5 GB.
+prune() {
+	local d keep_src
+	ls -1dt "$cache"/build-* 2>/dev/null | tail -n +5 | while read -r d; do rm -rf "$d"; done
+	keep_src=$(for d in "$cache"/build-*/source; do readlink -f "$d"; done 2>/dev/null)
+	for d in "$cache"/src-*; do
+		[ -e "$d" ] || continue
+		[ "$(readlink -f "$d")" = "$(readlink -f "$(prepare_source)")" ] && continue
+		echo "$keep_src" | grep -qxF "$(readlink -f "$d")" || rm -rf "$d"
+	done
 }
 
 case "${1:-}" in
