@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Boot the nptpool test host: QEMU's arm64 virt machine with EL2 (KVM runs nested under
+# TCG), our kernel and initramfs, and one shell command for the guest's init to run.
+# Exits with the command's status, or:
+#   124  the guest did not finish within TIMEOUT seconds (hang)
+#   125  the guest crashed (panic or oops) or ended without reporting a status
+set -euo pipefail
+
+usage() {
+	cat <<USAGE
+usage: $0 KERNEL_BUILD_DIR BUILD_DIR 'COMMAND'
+
+environment:
+  SMP=2  MEM=2G  TIMEOUT=900 (seconds)  KERNEL_ARGS='' (added to the guest's command line)
+  NPTPOOL=1 (0: do not load nptpool.ko)  NPTPOOL_ARGS='' (insmod parameters)
+  GUEST_FILES=DIR (copied to /extra in the guest)  HUGEPAGES=0 (2 MiB pages to reserve)
+  GUEST_LOG=BUILD_DIR/guest.log  GUEST_QUIET=0 (1: console to the log only)
+USAGE
+}
+[ $# -eq 3 ] || { usage >&2; exit 2; }
+kdir=$1 b=$2 cmd=$3
+[ -n "$cmd" ] || { echo "run-qemu: no command given (make guest CMD='...')" >&2; exit 2; }
+
+SMP=${SMP:-2} MEM=${MEM:-2G} TIMEOUT=${TIMEOUT:-900}
+log=${GUEST_LOG:-$b/guest.log}
+image=$kdir/arch/arm64/boot/Image
+
+run=$(mktemp -d)
+trap 'rm -rf "$run"' EXIT
+nonce=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
+
+# A second cpio appended to the cached one: the kernel unpacks both, so a new command
+# costs nothing to pack.
+printf '%s\n' "$cmd" >"$run/cmd"
+{
+	echo "NONCE=$nonce"
+	echo "NPTPOOL=${NPTPOOL:-1}"
+	echo "NPTPOOL_ARGS='${NPTPOOL_ARGS:-}'"
+	echo "HUGEPAGES=${HUGEPAGES:-0}"
+} >"$run/env"
+{
+	echo "file /run/cmd $run/cmd 0644 0 0"
+	echo "file /run/env $run/env 0644 0 0"
+	if [ -n "${GUEST_FILES:-}" ]; then
+		[ -d "$GUEST_FILES" ] || { echo "run-qemu: GUEST_FILES=$GUEST_FILES is not a directory" >&2; exit 2; }
+		echo "dir /extra 0755 0 0"
+		(cd "$GUEST_FILES" && find . -mindepth 1 -type d | sort) |
+			sed 's|^\./\(.*\)|dir /extra/\1 0755 0 0|'
+		(cd "$GUEST_FILES" && find . -type f | sort) |
+			while read -r f; do
+				echo "file /extra/${f#./} $(realpath "$GUEST_FILES/$f") $(stat -c %a "$GUEST_FILES/$f") 0 0"
+			done
+	fi
+} >"$run/list"
+"$kdir/usr/gen_init_cpio" "$run/list" >"$run/run.cpio"
+cat "$b/initramfs.cpio" "$run/run.cpio" >"$run/initrd"
+
+append="console=ttyAMA0 rdinit=/init panic=-1 oops=panic quiet ${KERNEL_ARGS:-}"
+qemu=(qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max,pauth-impdef=on
+	-smp "$SMP" -m "$MEM" -display none -monitor none -serial stdio -nic none -no-reboot
+	-kernel "$image" -initrd "$run/initrd" -append "$append")
+
+mkdir -p "$(dirname "$log")"
+set +e
+if [ "${GUEST_QUIET:-0}" = 1 ]; then
+	timeout -k 10 "$TIMEOUT" "${qemu[@]}" </dev/null 2>&1 | sed -u 's/\r$//' >"$log"
+else
+	timeout -k 10 "$TIMEOUT" "${qemu[@]}" </dev/null 2>&1 | sed -u 's/\r$//' | tee "$log"
+fi
+qstatus=${PIPESTATUS[0]}
+set -e
+
+tail_log() {
+	echo "---- last 40 lines of $log ----" >&2
+	tail -n 40 "$log" >&2
+}
+if grep -qE 'Kernel panic - not syncing|Internal error: Oops' "$log"; then
+	tail_log
+	echo "run-qemu: the guest kernel crashed (see above)" >&2
+	exit 125
+fi
+if [ "$qstatus" -eq 124 ] || [ "$qstatus" -eq 137 ]; then
+	tail_log
+	echo "run-qemu: the guest did not finish within $TIMEOUT s" >&2
+	exit 124
+fi
+status=$(sed -n "s/^nptpool-exit-$nonce: \([0-9]*\)$/\1/p" "$log" | tail -n 1)
+if [ -z "$status" ]; then
+	tail_log
+	echo "run-qemu: the guest ended without reporting a status (qemu exit $qstatus)" >&2
+	exit 125
+fi
+exit "$status"
