@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Build the upstream arm64 KVM selftests of the kernel tree (TEST_GEN_PROGS_arm64, all of
+# them) and ours from selftests/, static, against the tree's KVM selftest library.
+# Nothing is written into the (shared, cached) source tree.
+set -euo pipefail
+
+[ $# -eq 2 ] || { echo "usage: $0 KERNEL_BUILD_DIR OUTPUT_DIR" >&2; exit 2; }
+kdir=$1 out=$2
+top=$(cd "$(dirname "$0")/.." && pwd)
+ksrc=$(readlink -f "$kdir/source")
+kvm=$ksrc/tools/testing/selftests/kvm
+
+common=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- KSRC="$ksrc"
+	KHDR_INCLUDES="-isystem $kdir/hdr/include" EXTRA_CFLAGS=-static LDFLAGS=-static)
+
+mkdir -p "$out/kvm" "$out/gen/tools" "$out/nptpool"
+# abs_objdir keeps the generated sysreg headers out of the source tree.
+make -s -C "$kvm" -j"$(nproc)" "${common[@]}" OUTPUT="$out/kvm" abs_objdir="$out/gen" \
+	>"$out/upstream-build.log" 2>&1 || {
+	tail -n 30 "$out/upstream-build.log" >&2
+	echo "selftests: upstream KVM selftests failed to build, log: $out/upstream-build.log" >&2
+	exit 1
+}
+make -s -C "$top/selftests" -j"$(nproc)" "${common[@]}" KVM_OUT="$out/kvm" \
+	GEN_HDRS="$out/gen/tools/arch/arm64/include/generated" OUTPUT="$out/nptpool"
