@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# nptpool entry points; `make help` lists them.  Everything is built out of tree: the
+# kernel in $(NPTPOOL_CACHE) (shared between clones), the rest in ./build.
+#
+# Inside Kbuild (the kernel's make includes this directory for M=) only Kbuild is read.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := module
+.DELETE_ON_ERROR:
+
+export NPTPOOL_CACHE ?= $(HOME)/.cache/nptpool
+export PATH := /usr/lib/llvm-19/bin:$(HOME)/.cargo/bin:$(PATH)
+
+B := $(CURDIR)/build
+KCONFIG ?= qemu-config/kernel.config
+KMAKE = $(MAKE) -s -C "$$(cat $(B)/kdir)" ARCH=arm64 LLVM=1
+MODMAKE = $(KMAKE) M=$(CURDIR) MO=$(B)/module CLIPPY=1
+
+# `make guest` knobs, passed to qemu-config/run-qemu.sh through the environment.
+export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL
+
+.PHONY: help deps kernel module lint selftests initramfs guest run test-host check clean
+
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
+
+## deps        install toolchains, QEMU and build dependencies (no-op when present)
+deps:
+	@scripts/deps.sh
+
+## kernel      fetch, patch, configure and build the arm64 host kernel (cached)
+kernel: deps
+	@mkdir -p $(B)
+	@scripts/kernel.sh $(KCONFIG) | tail -n 1 > $(B)/kdir.tmp && mv $(B)/kdir.tmp $(B)/kdir
+
+## module      build nptpool.ko with the kernel's rustc, clippy on, warnings as errors
+module: kernel
+	@mkdir -p $(B)/module
+	+@$(MODMAKE) modules
+	@echo "module: $(B)/module/nptpool.ko"
+
+## lint        rustfmt --check, and checkpatch.pl --strict on the C file and the patches
+lint: module
+	@scripts/lint.sh "$$(cat $(B)/kdir)"
+
+## selftests   build upstream arm64 KVM selftests and ours, static arm64
+selftests: kernel
+	+@scripts/selftests.sh "$$(cat $(B)/kdir)" $(B)/selftests
+
+## initramfs   pack busybox, nptpool.ko and the selftests into the guest's initramfs
+initramfs: module selftests
+	@qemu-config/initramfs.sh "$$(cat $(B)/kdir)" $(B)
+
+## guest       boot the QEMU arm64 KVM host, load nptpool.ko, run CMD='...', exit with its status
+guest: initramfs
+	@qemu-config/run-qemu.sh "$$(cat $(B)/kdir)" $(B) "$(CMD)"
+
+## run         boot, load nptpool.ko, run one VM workload and show what happened
+run: initramfs
+	@qemu-config/run-qemu.sh "$$(cat $(B)/kdir)" $(B) "/selftests/run-demo.sh"
+
+## test-host   host-side tests (no QEMU): the test-summary parser
+test-host:
+	@scripts/test-host.sh $(B)
+
+## check       deps, module + lint, host tests, guest selftests; ends with 'N passed, N failed, N skipped'
+check: lint initramfs
+	@scripts/check.sh "$$(cat $(B)/kdir)" $(B)
+
+## clean       remove ./build (the kernel cache in $(NPTPOOL_CACHE) stays)
+clean:
+	rm -rf $(B)

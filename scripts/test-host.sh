@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Host-side tests (no QEMU, seconds): the allocator core (src/ptalloc.rs, the file the
+# module compiles) under cargo test, and the TAP counter behind `make check`'s summary.
+# Writes one TAP stream per suite to BUILD_DIR/check/host-*.tap and prints their summary.
+set -uo pipefail
+
+[ $# -eq 1 ] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
+top=$(cd "$(dirname "$0")/.." && pwd)
+out=$1/check
+mkdir -p "$out"
+export CARGO_TARGET_DIR=$1/cargo
+
+# cargo's "test NAME ... ok" lines as TAP; a build failure leaves the plan unmet.
+(cd "$top" && cargo test --offline --lib 2>&1) | tee "$out/host-cargo.log" |
+	awk '/^running [0-9]+ tests?$/ { print "1.." $2 }
+	     /^test .* \.\.\. / { n++; r = $NF; sub(/^test /, ""); sub(/ \.\.\. .*$/, "")
+		if (r == "ok") print "ok " n " ptalloc/" $0
+		else if (r == "ignored") print "ok " n " ptalloc/" $0 " # SKIP ignored"
+		else print "not ok " n " ptalloc/" $0 }
+	     /^error/ { print "not ok 0 ptalloc build: " $0 }' >"$out/host-cargo.tap"
+grep -q '^1\.\.' "$out/host-cargo.tap" || { echo "1..1" >>"$out/host-cargo.tap"; cat "$out/host-cargo.log" >&2; }
+
+python3 "$top/scripts/test_tap_summary.py" 2>"$out/host-tap.err" >"$out/host-tap.tap" ||
+	cat "$out/host-tap.err" >&2
+
+grep -h '^not ok' "$out"/host-*.tap
+python3 "$top/scripts/tap_summary.py" "$out"/host-*.tap
