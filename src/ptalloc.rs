@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The stage-2 table allocator of SeKVM's `PTAllocSpec`, for one VM's pool.
+//!
+//! Plain Rust on `core` only: the module compiles this file, and the host tests compile the
+//! very same file to check it against the specification.
+//!
+//! A pool is one physically contiguous range split into three regions, each served by a
+//! bump pointer:
+//!
+//! ```text
+//! pgd_start ....... pud_start ....... pmd_start ....... pool_end
+//! |  pgd region    |   pud region    |   pmd region     |
+//! ```
+//!
+//! One allocation hands out the page at the region's bump pointer and advances it by a
+//! page, or, when the region has no page left, halts the allocator: that and every later
+//! call return nothing and change nothing. Pages are never given back one by one; the pool
+//! goes back whole when the VM dies.
+
+/// The unit the pool is carved in, in bytes.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// The three regions of a pool.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Region {
+    /// The root table (possibly several concatenated pages).
+    Pgd,
+    /// Tables one level below the root.
+    Pud,
+    /// All deeper tables.
+    Pmd,
+}
+
+impl Region {
+    /// Every region, in pool order.
+    pub const ALL: [Region; 3] = [Region::Pgd, Region::Pud, Region::Pmd];
+
+    /// The region that serves a table at `level` of a stage-2 whose root is at
+    /// `start_level`, or `None` for a level that cannot hold a table of it.
+    pub fn for_level(level: i8, start_level: i8) -> Option<Region> {
+        // Arm stage-2 tables live at levels -1..=3; a table is never at the leaf-only
+        // level below 3.
+        if !(-1..=3).contains(&start_level) || level < start_level || level > 3 {
+            return None;
+        }
+        match i16::from(level) - i16::from(start_level) {
+            0 => Some(Region::Pgd),
+            1 => Some(Region::Pud),
+            _ => Some(Region::Pmd),
+        }
+    }
+
+    /// The name used in log lines and debugfs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Region::Pgd => "pgd",
+            Region::Pud => "pud",
+            Region::Pmd => "pmd",
+        }
+    }
+}
+
+/// Where a pool's regions lie, as physical addresses.
+///
+/// # Invariants
+///
+/// `pgd_start <= pud_start <= pmd_start <= pool_end`, all multiples of [`PAGE_SIZE`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Layout {
+    pgd_start: u64,
+    pud_start: u64,
+    pmd_start: u64,
+    pool_end: u64,
+}
+
+impl Layout {
+    /// Lays out regions of the given sizes, in pages, from `base` on; `None` if `base`
+    /// is not page aligned or the pool would not fit below 2^64.
+    pub fn new(base: u64, pgd_pages: u64, pud_pages: u64, pmd_pages: u64) -> Option<Layout> {
+        if base % PAGE_SIZE != 0 {
+            return None;
+        }
+        let pud_start = base.checked_add(pgd_pages.checked_mul(PAGE_SIZE)?)?;
+        let pmd_start = pud_start.checked_add(pud_pages.checked_mul(PAGE_SIZE)?)?;
+        let pool_end = pmd_start.checked_add(pmd_pages.checked_mul(PAGE_SIZE)?)?;
+        Some(Layout {
+            pgd_start: base,
+            pud_start,
+            pmd_start,
+            pool_end,
+        })
+    }
+
+    /// Total pages needed for regions of these sizes, `None` on overflow.
+    pub fn total_pages(pgd_pages: u64, pud_pages: u64, pmd_pages: u64) -> Option<u64> {
+        pgd_pages.checked_add(pud_pages)?.checked_add(pmd_pages)
+    }
+
+    /// The region's `[start, end)` bounds.
+    pub fn bounds(&self, region: Region) -> (u64, u64) {
+        match region {
+            Region::Pgd => (self.pgd_start, self.pud_start),
+            Region::Pud => (self.pud_start, self.pmd_start),
+            Region::Pmd => (self.pmd_start, self.pool_end),
+        }
+    }
+
+    /// The whole pool's `[start, end)` bounds.
+    pub fn pool(&self) -> (u64, u64) {
+        (self.pgd_start, self.pool_end)
+    }
+}
+
+/// One VM's allocator state: the spec's three `next` pointers and its `halt` flag.
+///
+/// The kernel keeps it inside the VM's spinlock, so that `&mut self`, and with it every
+/// allocation, is only reachable through the lock's guard: the spec's `LockOwn true`.
+///
+/// # Invariants
+///
+/// For each region, `start <= next <= end` and `next` is a multiple of [`PAGE_SIZE`]
+/// (the spec's `rely` on the bump pointers).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PtAlloc {
+    layout: Layout,
+    pgd_next: u64,
+    pud_next: u64,
+    pmd_next: u64,
+    halt: bool,
+}
+
+impl PtAlloc {
+    /// A fresh allocator: every bump pointer at the start of its region.
+    pub fn new(layout: Layout) -> PtAlloc {
+        PtAlloc {
+            layout,
+            pgd_next: layout.pgd_start,
+            pud_next: layout.pud_start,
+            pmd_next: layout.pmd_start,
+            halt: false,
+        }
+    }
+
+    /// The pool's layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The region's bump pointer (the spec's `get_*_next`).
+    pub fn next(&self, region: Region) -> u64 {
+        match region {
+            Region::Pgd => self.pgd_next,
+            Region::Pud => self.pud_next,
+            Region::Pmd => self.pmd_next,
+        }
+    }
+
+    /// The spec's `set_*_next`; callers keep the type invariant.
+    fn set_next(&mut self, region: Region, next: u64) {
+        match region {
+            Region::Pgd => self.pgd_next = next,
+            Region::Pud => self.pud_next = next,
+            Region::Pmd => self.pmd_next = next,
+        }
+    }
+
+    /// Whether the allocator has halted (the spec's `halt`).
+    pub fn halted(&self) -> bool {
+        self.halt
+    }
+
+    /// Pages handed out from the region so far.
+    pub fn used_pages(&self, region: Region) -> u64 {
+        // By the type invariant, `next >= start`: this cannot wrap.
+        (self.next(region) - self.layout.bounds(region).0) / PAGE_SIZE
+    }
+
+    /// The region's size in pages.
+    pub fn region_pages(&self, region: Region) -> u64 {
+        let (start, end) = self.layout.bounds(region);
+        (end - start) / PAGE_SIZE
+    }
+
+    /// `alloc_pgd_page`, `alloc_pud_page` and `alloc_pmd_page` of the spec: the physical
+    /// address of a fresh page of `region`, or `None` (the spec's 0) when halted or when
+    /// the region is out of room, which halts the allocator.
+    pub fn alloc(&mut self, region: Region) -> Option<u64> {
+        if self.halt {
+            return None;
+        }
+        let (_, end) = self.layout.bounds(region);
+        let next = self.next(region);
+        match next.checked_add(PAGE_SIZE) {
+            Some(after) if after <= end => {
+                self.set_next(region, after);
+                Some(next)
+            }
+            // The spec's `panic`: halt, return 0.
+            _ => {
+                self.halt = true;
+                None
+            }
+        }
+    }
+
+    /// `pages` successive allocations from `region`, for a root of concatenated pages.
+    /// Returns the first page's address; the pages are consecutive because each step
+    /// advances the same bump pointer. `None`, and halted, if any step fails.
+    pub fn alloc_contiguous(&mut self, region: Region, pages: u32) -> Option<u64> {
+        let first = self.alloc(region)?;
+        for _ in 1..pages {
+            self.alloc(region)?;
+        }
+        Some(first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: u64 = 0x8000_0000;
+
+    fn pool(pgd: u64, pud: u64, pmd: u64) -> PtAlloc {
+        PtAlloc::new(Layout::new(BASE, pgd, pud, pmd).expect("layout fits"))
+    }
+
+    #[test]
+    fn each_region_bumps_by_a_page_from_its_start() {
+        let mut a = pool(2, 3, 4);
+        assert_eq!(a.alloc(Region::Pmd), Some(BASE + 5 * PAGE_SIZE));
+        assert_eq!(a.alloc(Region::Pgd), Some(BASE));
+        assert_eq!(a.alloc(Region::Pud), Some(BASE + 2 * PAGE_SIZE));
+        assert_eq!(a.alloc(Region::Pmd), Some(BASE + 6 * PAGE_SIZE));
+        assert_eq!(a.used_pages(Region::Pmd), 2);
+        assert!(!a.halted());
+    }
+
+    #[test]
+    fn last_page_is_handed_out_then_the_region_halts_everything() {
+        let mut a = pool(1, 1, 2);
+        assert_eq!(a.alloc(Region::Pud), Some(BASE + PAGE_SIZE));
+        assert_eq!(a.alloc(Region::Pud), None);
+        assert!(a.halted());
+        let before = a.clone();
+        for r in Region::ALL {
+            assert_eq!(a.alloc(r), None, "{r:?} after halt");
+        }
+        assert_eq!(a, before, "a halted allocator changes nothing");
+    }
+
+    #[test]
+    fn root_of_concatenated_pages_is_consecutive() {
+        let mut a = pool(16, 1, 1);
+        assert_eq!(a.alloc_contiguous(Region::Pgd, 16), Some(BASE));
+        assert_eq!(a.used_pages(Region::Pgd), 16);
+        assert_eq!(a.alloc(Region::Pgd), None);
+    }
+
+    #[test]
+    fn empty_region_halts_on_first_use() {
+        let mut a = pool(1, 0, 1);
+        assert_eq!(a.alloc(Region::Pud), None);
+        assert!(a.halted());
+    }
+
+    #[test]
+    fn levels_map_to_regions_for_every_start_level() {
+        for start in -1..=2i8 {
+            assert_eq!(Region::for_level(start, start), Some(Region::Pgd));
+            assert_eq!(Region::for_level(start + 1, start), Some(Region::Pud));
+            for deeper in start + 2..=3 {
+                assert_eq!(Region::for_level(deeper, start), Some(Region::Pmd));
+            }
+            assert_eq!(Region::for_level(start - 1, start), None);
+            assert_eq!(Region::for_level(4, start), None);
+        }
+        assert_eq!(Region::for_level(0, -2), None);
+    }
+
+    #[test]
+    fn layout_rejects_overflow_and_misalignment() {
+        assert!(Layout::new(BASE + 1, 1, 1, 1).is_none());
+        assert!(Layout::new(u64::MAX & !(PAGE_SIZE - 1), 1, 1, 1).is_none());
+        assert!(Layout::new(0, u64::MAX / PAGE_SIZE + 1, 0, 0).is_none());
+        assert_eq!(Layout::total_pages(u64::MAX, 1, 0), None);
+        let l = Layout::new(BASE, 1, 2, 3).expect("fits");
+        assert_eq!(l.pool(), (BASE, BASE + 6 * PAGE_SIZE));
+    }
+}
