@@ -17,6 +17,9 @@ KCONFIG ?= qemu-config/kernel.config
 KMAKE = $(MAKE) -s -C "$$(cat $(B)/kdir)" ARCH=arm64 LLVM=1
 MODMAKE = $(KMAKE) M=$(CURDIR) MO=$(B)/module CLIPPY=1
 
+# CMD reaches the guest as typed: neither make nor the host shell expands its $ or quotes.
+GUEST_CMD = '$(subst ','\'',$(value CMD))'
+
 # `make guest` knobs, passed to qemu-config/run-qemu.sh through the environment.
 export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL
 
@@ -54,7 +57,7 @@ initramfs: module selftests
 
 ## guest       boot the QEMU arm64 KVM host, load nptpool.ko, run CMD='...', exit with its status
 guest: initramfs
-	@qemu-config/run-qemu.sh "$$(cat $(B)/kdir)" $(B) "$(CMD)"
+	@qemu-config/run-qemu.sh "$$(cat $(B)/kdir)" $(B) $(GUEST_CMD)
 
 ## run         boot, load nptpool.ko, run one VM workload and show what happened
 run: initramfs

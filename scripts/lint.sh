@@ -10,17 +10,20 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 fail=0
 
-rustfmt --check --config-path "$ksrc/.rustfmt.toml" src/*.rs || {
-	echo "lint: rustfmt wants the changes above (run: rustfmt --config-path $ksrc/.rustfmt.toml src/*.rs)"
+# The crate root; rustfmt follows its `mod` items.
+rustfmt --check --config-path "$ksrc/.rustfmt.toml" src/nptpool_main.rs || {
+	echo "lint: rustfmt wants the changes above (run: rustfmt --config-path $ksrc/.rustfmt.toml src/nptpool_main.rs)"
 	fail=1
 }
 
 cp=("$ksrc/scripts/checkpatch.pl" --strict --quiet --no-summary --root="$ksrc")
 "${cp[@]}" --no-tree -f src/*.c src/*.h || fail=1
 shopt -s nullglob
-patches=(patches/*.patch)
+patches=("$top"/patches/*.patch)
+# From the kernel tree, as upstream runs it: inside our own git repository checkpatch
+# takes a patch's context lines for added ones.
 if [ ${#patches[@]} -gt 0 ]; then
-	"${cp[@]}" "${patches[@]}" || fail=1
+	(cd "$ksrc" && "${cp[@]}" "${patches[@]}") || fail=1
 fi
 
 [ $fail -eq 0 ] && echo "lint: rustfmt, clippy and checkpatch --strict are clean"

@@ -1,16 +1,42 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The typed Rust side of the boundary with `nptpool_kvm.c` (see `nptpool_kvm.h`).
+//! The typed Rust side of the boundary with `nptpool_kvm.c` (see `nptpool_kvm.h`): the C
+//! functions nptpool calls, and the callbacks KVM reaches through the C shim.
 
-use kernel::prelude::*;
+use core::ffi::c_void;
+
+use kernel::{error::to_result, prelude::*, types::ForeignOwnable};
+
+use crate::vm::{Context, Vm, VmInfo};
 
 mod ffi {
+    use core::ffi::c_void;
     use kernel::ffi::c_int;
 
     extern "C" {
         pub(super) fn nptpool_kvm_host_mode() -> c_int;
+        pub(super) fn nptpool_kvm_register(ctx: *const c_void) -> c_int;
+        pub(super) fn nptpool_kvm_unregister();
+        pub(super) fn nptpool_pool_reserve(pages: u64, phys: *mut u64, charged: *mut bool)
+            -> c_int;
+        pub(super) fn nptpool_pool_release(phys: u64, pages: u64);
+        pub(super) fn nptpool_page_count(phys: u64) -> c_int;
     }
+
+    /// `struct nptpool_vm_info`.
+    #[repr(C)]
+    pub(crate) struct VmInfo {
+        pub(crate) pid: i32,
+        pub(crate) start_level: i8,
+        pub(crate) pgd_pages: u32,
+    }
+
+    // Keep the layout in step with nptpool_kvm.h.
+    const _: () = assert!(core::mem::size_of::<VmInfo>() == 12);
+    const _: () = assert!(core::mem::size_of::<*mut c_void>() == 8);
 }
+
+pub(crate) use ffi::VmInfo as CVmInfo;
 
 /// How the host runs KVM, fixed at boot by `kvm-arm.mode=`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -36,7 +62,7 @@ impl HostMode {
         }
     }
 
-    /// The name used in log lines and debugfs.
+    /// The name used in log lines.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Vhe => "vhe",
@@ -44,4 +70,152 @@ impl HostMode {
             Self::Protected => "protected",
         }
     }
+}
+
+/// KVM's registration of nptpool as the stage-2 table allocator of new VMs; dropping it
+/// unregisters. VMs created meanwhile keep the allocator, and a reference on this module,
+/// until they die.
+///
+/// # Invariants
+///
+/// KVM holds the registration from `new` until drop.
+pub(crate) struct Registration(());
+
+impl Registration {
+    /// Registers nptpool; KVM's callbacks receive `ctx`.
+    ///
+    /// # Safety
+    ///
+    /// `ctx` stays valid until the registration is dropped and, since a VM created
+    /// meanwhile pins the module, until the module's exit.
+    pub(crate) unsafe fn new(ctx: *const Context) -> Result<Self> {
+        // SAFETY: the allocator it registers is a static of the C file; `ctx` lives long
+        // enough by this function's safety requirements.
+        to_result(unsafe { ffi::nptpool_kvm_register(ctx.cast()) })?;
+        // INVARIANT: registration succeeded.
+        Ok(Self(()))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: `self` exists only after a successful `nptpool_kvm_register`.
+        unsafe { ffi::nptpool_kvm_unregister() }
+    }
+}
+
+/// A zeroed, physically contiguous range of pages counted in `SecPageTables`.
+///
+/// # Invariants
+///
+/// `phys` and `pages` describe a live reservation from `nptpool_pool_reserve`, released
+/// exactly once, on drop.
+pub(crate) struct Reservation {
+    phys: u64,
+    pages: u64,
+    charged: bool,
+}
+
+impl Reservation {
+    /// Reserves `pages` pages; may sleep.
+    pub(crate) fn new(pages: u64) -> Result<Self> {
+        let mut phys = 0u64;
+        let mut charged = false;
+        // SAFETY: both out-pointers are valid for writes for the duration of the call.
+        to_result(unsafe { ffi::nptpool_pool_reserve(pages, &mut phys, &mut charged) })?;
+        // INVARIANT: the call succeeded, so `phys`/`pages` are a live reservation.
+        Ok(Self {
+            phys,
+            pages,
+            charged,
+        })
+    }
+
+    /// The first page's physical address.
+    pub(crate) fn phys(&self) -> u64 {
+        self.phys
+    }
+
+    /// Whether the pages are charged to the reserving task's memory cgroup.
+    pub(crate) fn charged(&self) -> bool {
+        self.charged
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant this is a live reservation, released only here.
+        // Its owner (`Vm`) is dropped from `vm_destroy`, after KVM's rcu_barrier(), when
+        // no stage-2 walker or RCU callback refers to its pages any more.
+        unsafe { ffi::nptpool_pool_release(self.phys, self.pages) }
+    }
+}
+
+/// The reference count of a page handed out as a table: 1 plus its live entries.
+pub(crate) fn table_page_count(phys: u64) -> i32 {
+    // SAFETY: callers pass a page of a live `Reservation`, so `phys` has a `struct page`.
+    unsafe { ffi::nptpool_page_count(phys) }
+}
+
+/// KVM's `vm_init`, through the C shim: set up a VM's pool.
+///
+/// # Safety
+///
+/// `ctx` is the pointer given to `nptpool_kvm_register`, still registered or held alive
+/// by the module reference KVM takes for the VM; `info` points to a valid
+/// `struct nptpool_vm_info`; `vm` is valid for writes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn nptpool_vm_create(
+    ctx: *const c_void,
+    info: *const CVmInfo,
+    vm: *mut *mut c_void,
+) -> i32 {
+    // SAFETY: a live `Context` by the function's safety requirements.
+    let ctx = unsafe { &*ctx.cast::<Context>() };
+    // SAFETY: valid for reads by the function's safety requirements.
+    let info = unsafe { &*info };
+    let info = VmInfo {
+        pid: info.pid,
+        start_level: info.start_level,
+        pgd_pages: info.pgd_pages,
+    };
+    match Vm::create(ctx, &info) {
+        Ok(new) => {
+            // SAFETY: valid for writes by the function's safety requirements.
+            unsafe { *vm = new.into_foreign() };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// KVM's `zalloc_table`, through the C shim: the physical address of a fresh table, or 0.
+///
+/// # Safety
+///
+/// `vm` was returned by [`nptpool_vm_create`] and not yet passed to
+/// [`nptpool_vm_destroy`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn nptpool_vm_alloc_table(
+    vm: *mut c_void,
+    level: i8,
+    pages: u32,
+) -> u64 {
+    // SAFETY: by the function's safety requirements `vm` came from `into_foreign` and
+    // `from_foreign` has not been called on it.
+    let vm = unsafe { <Pin<KBox<Vm>> as ForeignOwnable>::borrow(vm) };
+    vm.alloc_table(level, pages).unwrap_or(0)
+}
+
+/// KVM's `vm_destroy`, through the C shim: return the pool whole.
+///
+/// # Safety
+///
+/// `vm` was returned by [`nptpool_vm_create`]; KVM calls this once, after its
+/// `rcu_barrier()`, and never uses `vm` again.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn nptpool_vm_destroy(vm: *mut c_void) {
+    // SAFETY: by the function's safety requirements `vm` came from `into_foreign` and
+    // ownership comes back here once.
+    drop(unsafe { <Pin<KBox<Vm>> as ForeignOwnable>::from_foreign(vm) });
 }

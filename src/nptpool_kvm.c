@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * nptpool's window on KVM arm64: the only file of the module that includes KVM headers.
+ * nptpool's window on the kernel's C side: KVM's stage-2 table allocator hooks and the
+ * pool's memory.  The only file of the module that includes KVM headers; the allocator
+ * itself is in Rust (src/vm.rs, src/ptalloc.rs).
  */
 
+#include <linux/gfp.h>
 #include <linux/kvm_host.h>
+#include <linux/mm.h>
+#include <linux/sched.h>
+#include <asm/kvm_mmu.h>
 #include <asm/virt.h>
 
 #include "nptpool_kvm.h"
@@ -19,4 +25,102 @@ int nptpool_kvm_host_mode(void)
 	if (has_vhe())
 		return NPTPOOL_HOST_VHE;
 	return NPTPOOL_HOST_NVHE;
+}
+
+/* The module's state, handed to Rust with each VM; set while registered. */
+static const void *nptpool_ctx;
+
+/* Runs in the VMM's KVM_CREATE_VM ioctl: may sleep. */
+static void *nptpool_kvm_vm_init(struct kvm *kvm, s8 start_level,
+				 unsigned int pgd_pages)
+{
+	struct nptpool_vm_info info = {
+		.pid = task_tgid_nr(current),
+		.start_level = start_level,
+		.pgd_pages = pgd_pages,
+	};
+	void *vm;
+	int err;
+
+	err = nptpool_vm_create(nptpool_ctx, &info, &vm);
+	return err ? ERR_PTR(err) : vm;
+}
+
+/* Runs with kvm->mmu_lock held (read or write) or at VM creation: must not sleep. */
+static void *nptpool_kvm_zalloc_table(void *vm, s8 level, unsigned int pages)
+{
+	u64 phys = nptpool_vm_alloc_table(vm, level, pages);
+
+	return phys ? phys_to_virt(phys) : NULL;
+}
+
+static const struct kvm_s2_table_allocator nptpool_allocator = {
+	.owner = THIS_MODULE,
+	.vm_init = nptpool_kvm_vm_init,
+	.zalloc_table = nptpool_kvm_zalloc_table,
+	.vm_destroy = nptpool_vm_destroy,
+};
+
+int nptpool_kvm_register(const void *ctx)
+{
+	nptpool_ctx = ctx;
+	return kvm_register_s2_table_allocator(&nptpool_allocator);
+}
+
+void nptpool_kvm_unregister(void)
+{
+	kvm_unregister_s2_table_allocator(&nptpool_allocator);
+}
+
+/*
+ * A zeroed, physically contiguous pool, counted in SecPageTables like stock stage-2
+ * tables.  Pools that the buddy allocator can serve are charged to the caller's memory
+ * cgroup; larger ones come from alloc_contig_pages(), whose memory a module cannot
+ * charge (*charged tells which).
+ */
+int nptpool_pool_reserve(u64 pages, u64 *phys, bool *charged)
+{
+	struct page *page;
+
+	if (!pages || pages > totalram_pages())
+		return -ENOMEM;
+
+	if (pages <= MAX_ORDER_NR_PAGES) {
+		void *virt = alloc_pages_exact(pages << PAGE_SHIFT,
+					       GFP_KERNEL_ACCOUNT | __GFP_ZERO |
+					       __GFP_NOWARN);
+
+		if (!virt)
+			return -ENOMEM;
+		page = virt_to_page(virt);
+		*charged = true;
+	} else {
+		page = alloc_contig_pages(pages, GFP_KERNEL | __GFP_ZERO |
+					  __GFP_NOWARN, numa_node_id(), NULL);
+		if (!page)
+			return -ENOMEM;
+		*charged = false;
+	}
+
+	mod_lruvec_page_state(page, NR_SECONDARY_PAGETABLE, pages);
+	*phys = page_to_phys(page);
+	return 0;
+}
+
+/* Only once no table of the pool is referenced: KVM has run rcu_barrier(). */
+void nptpool_pool_release(u64 phys, u64 pages)
+{
+	struct page *page = phys_to_page(phys);
+
+	mod_lruvec_page_state(page, NR_SECONDARY_PAGETABLE, -(long)pages);
+	if (pages <= MAX_ORDER_NR_PAGES)
+		free_pages_exact(phys_to_virt(phys), pages << PAGE_SHIFT);
+	else
+		free_contig_range(PHYS_PFN(phys), pages);
+}
+
+/* For debugfs: 1 plus the live entries of a handed-out table page. */
+int nptpool_page_count(u64 phys)
+{
+	return page_count(phys_to_page(phys));
 }

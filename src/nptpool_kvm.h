@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The C/Rust boundary of nptpool.  Everything that needs KVM's types lives on the C side
- * (src/nptpool_kvm.c); the Rust side sees only these plain functions and integers, declared
- * again in src/kvm.rs.  Keep the two in step.
+ * The C/Rust boundary of nptpool.  Everything that needs kernel C types lives on the C
+ * side (src/nptpool_kvm.c); the Rust side sees only these plain functions, integers and
+ * opaque pointers, declared again in src/kvm.rs.  Keep the two in step.
  */
 #ifndef NPTPOOL_KVM_H
 #define NPTPOOL_KVM_H
+
+#include <linux/types.h>
 
 /* How the host runs KVM, as chosen at boot (kvm-arm.mode=). */
 enum nptpool_host_mode {
@@ -14,6 +16,25 @@ enum nptpool_host_mode {
 	NPTPOOL_HOST_PROTECTED = 3,
 };
 
+/* What nptpool learns about a VM when KVM creates it. */
+struct nptpool_vm_info {
+	s32 pid;		/* the VMM's process id */
+	s8 start_level;		/* stage-2 start level, -1..2 */
+	u32 pgd_pages;		/* concatenated root pages, 1..16 */
+};
+
+/* Implemented in C, called from Rust. */
 int nptpool_kvm_host_mode(void);
+int nptpool_kvm_register(const void *ctx);
+void nptpool_kvm_unregister(void);
+int nptpool_pool_reserve(u64 pages, u64 *phys, bool *charged);
+void nptpool_pool_release(u64 phys, u64 pages);
+int nptpool_page_count(u64 phys);
+
+/* Implemented in Rust, called from the KVM callbacks in C. */
+int nptpool_vm_create(const void *ctx, const struct nptpool_vm_info *info,
+		      void **vm);
+u64 nptpool_vm_alloc_table(void *vm, s8 level, u32 pages);
+void nptpool_vm_destroy(void *vm);
 
 #endif /* NPTPOOL_KVM_H */

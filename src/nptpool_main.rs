@@ -2,15 +2,31 @@
 
 //! nptpool: per-VM, physically contiguous stage-2 page-table pools for arm64 KVM.
 //!
-//! Every stage-2 table page of a VM is meant to come from that VM's own pool through the
-//! bump allocator specified by SeKVM's `PTAllocSpec`, so that running out of table memory
-//! halts that one VM and never the host.
+//! Every stage-2 table page of a VM created while the module is loaded comes from that
+//! VM's own pool, through the bump allocator specified by SeKVM's `PTAllocSpec`
+//! (`ptalloc.rs`), under a per-VM spinlock (`vm.rs`). Running out of pool halts that one
+//! VM, never the host; the pool goes back whole when the VM dies.
+//!
+//! KVM reaches the allocator through the extension point added by `patches/`, via the C
+//! shim in `nptpool_kvm.c` (`kvm.rs` is the Rust side of that boundary).
 
 mod kvm;
+// The same file is the root of the host test crate (Cargo.toml), where its `pub` items
+// are that crate's API.
+#[allow(unreachable_pub)]
+mod ptalloc;
+mod vm;
 
-use kernel::prelude::*;
+use core::fmt;
 
-use kvm::HostMode;
+use kernel::{
+    debugfs::{Dir, File},
+    prelude::*,
+    sync::{atomic::Relaxed, Arc},
+};
+
+use kvm::{HostMode, Registration};
+use vm::{Context, Stats};
 
 module! {
     type: NptPool,
@@ -24,8 +40,8 @@ module! {
             description: "Pages in each VM's region for tables one level below the root (1..4096, default 32)",
         },
         pmd_pages: u32 {
-            default: 2048,
-            description: "Pages in each VM's region for all deeper tables (1..262144, default 2048 = 8 MiB)",
+            default: 960,
+            description: "Pages in each VM's region for all deeper tables (1..262144, default 960)",
         },
     },
 }
@@ -39,9 +55,9 @@ struct Param {
 }
 
 impl Param {
-    fn check(&self) -> Result {
+    fn check(&self) -> Result<u32> {
         if (self.min..=self.max).contains(&self.value) {
-            return Ok(());
+            return Ok(self.value);
         }
         pr_err!(
             "{}={} is out of range, it must be {}..{}\n",
@@ -54,59 +70,96 @@ impl Param {
     }
 }
 
-/// Region sizes, in pages, read once at load: 7.2's Rust parameters are read-only.
-struct PoolGeometry {
-    pud_pages: u32,
-    pmd_pages: u32,
+fn show_vms(stats: &Arc<Stats>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", stats.vms.load(Relaxed))
 }
 
-impl PoolGeometry {
-    fn from_params() -> Result<Self> {
-        let pud = Param {
-            name: "pud_pages",
-            value: *module_parameters::pud_pages.value(),
-            min: 1,
-            max: 4096,
-        };
-        let pmd = Param {
-            name: "pmd_pages",
-            value: *module_parameters::pmd_pages.value(),
-            min: 1,
-            max: 262144,
-        };
-        pud.check()?;
-        pmd.check()?;
-        Ok(Self {
-            pud_pages: pud.value,
-            pmd_pages: pmd.value,
-        })
-    }
+fn show_pages_reserved(stats: &Arc<Stats>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", stats.pages_reserved.load(Relaxed))
 }
 
+fn show_pages_in_use(stats: &Arc<Stats>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", stats.pages_in_use.load(Relaxed))
+}
+
+/// The loaded module. Fields drop in order: KVM stops calling in before the context and
+/// the debugfs files it uses go away.
 struct NptPool {
-    mode: HostMode,
+    _registration: Registration,
+    _files: [Pin<KBox<File<Arc<Stats>>>>; 3],
+    _ctx: Pin<KBox<Context>>,
 }
 
 impl kernel::Module for NptPool {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let geometry = PoolGeometry::from_params()?;
+        let pud_pages = Param {
+            name: "pud_pages",
+            value: *module_parameters::pud_pages.value(),
+            min: 1,
+            max: 4096,
+        }
+        .check()?;
+        let pmd_pages = Param {
+            name: "pmd_pages",
+            value: *module_parameters::pmd_pages.value(),
+            min: 1,
+            max: 262144,
+        }
+        .check()?;
         let mode = HostMode::current()?;
         if mode == HostMode::Protected {
             pr_err!("refusing to load: in protected mode (pKVM) EL2 owns guest stage-2 tables, not the host\n");
             return Err(EPERM);
         }
+
+        let stats = Arc::new(Stats::new(), GFP_KERNEL)?;
+        let debugfs = Dir::new(c"nptpool");
+        let files = [
+            KBox::pin_init(
+                debugfs.read_callback_file(c"vms", stats.clone(), &show_vms),
+                GFP_KERNEL,
+            )?,
+            KBox::pin_init(
+                debugfs.read_callback_file(c"pages_reserved", stats.clone(), &show_pages_reserved),
+                GFP_KERNEL,
+            )?,
+            KBox::pin_init(
+                debugfs.read_callback_file(c"pages_in_use", stats.clone(), &show_pages_in_use),
+                GFP_KERNEL,
+            )?,
+        ];
+        let ctx = KBox::pin(
+            Context {
+                pud_pages,
+                pmd_pages,
+                debugfs,
+                stats,
+            },
+            GFP_KERNEL,
+        )?;
+        let ctx_ptr: *const Context = &*ctx;
+        // SAFETY: `ctx` is pinned in the module struct, which drops `_registration` before
+        // `_ctx`; a VM created meanwhile holds a module reference, so the module (and
+        // `ctx`) outlives it.
+        let registration = unsafe { Registration::new(ctx_ptr) }.inspect_err(|e| {
+            pr_err!("cannot register with KVM: error {}\n", e.to_errno());
+        })?;
         pr_info!(
             "loaded: KVM host mode {}, pud_pages={} pmd_pages={}\n",
             mode.name(),
-            geometry.pud_pages,
-            geometry.pmd_pages
+            pud_pages,
+            pmd_pages
         );
-        Ok(Self { mode })
+        Ok(Self {
+            _registration: registration,
+            _files: files,
+            _ctx: ctx,
+        })
     }
 }
 
 impl Drop for NptPool {
     fn drop(&mut self) {
-        pr_info!("unloaded (KVM host mode {})\n", self.mode.name());
+        pr_info!("unloaded\n");
     }
 }

@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One VM's pool: its reservation, the `PTAllocSpec` allocator under the VM's spinlock,
+//! and its debugfs directory.
+
+use core::fmt;
+
+use kernel::{
+    debugfs::{Dir, File},
+    prelude::*,
+    str::CString,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        new_spinlock, Arc, SpinLock,
+    },
+};
+
+use crate::kvm::{table_page_count, Reservation};
+use crate::ptalloc::{Layout, PtAlloc, Region, PAGE_SIZE};
+
+/// What KVM tells nptpool about a new VM.
+pub(crate) struct VmInfo {
+    /// The VMM's process id, to name the VM in logs and debugfs.
+    pub(crate) pid: i32,
+    /// The stage-2 start level KVM picked for the VM's IPA size.
+    pub(crate) start_level: i8,
+    /// Concatenated pages of the root table.
+    pub(crate) pgd_pages: u32,
+}
+
+/// Module-wide state the VMs share: the sizes from the module parameters, the debugfs
+/// root and the global counters.
+pub(crate) struct Context {
+    pub(crate) pud_pages: u32,
+    pub(crate) pmd_pages: u32,
+    pub(crate) debugfs: Dir,
+    pub(crate) stats: Arc<Stats>,
+}
+
+/// The global counters shown in debugfs.
+pub(crate) struct Stats {
+    /// VMs that have a pool.
+    pub(crate) vms: Atomic<u64>,
+    /// Pages reserved for all pools.
+    pub(crate) pages_reserved: Atomic<u64>,
+    /// Pages handed out as tables from all pools.
+    pub(crate) pages_in_use: Atomic<u64>,
+    /// Names VMs uniquely in debugfs, also when a VMM creates several.
+    next_id: Atomic<u64>,
+}
+
+impl Stats {
+    pub(crate) fn new() -> Self {
+        Self {
+            vms: Atomic::new(0),
+            pages_reserved: Atomic::new(0),
+            pages_in_use: Atomic::new(0),
+            next_id: Atomic::new(0),
+        }
+    }
+}
+
+/// The part of a VM's pool that its debugfs files read too.
+#[pin_data]
+pub(crate) struct VmState {
+    name: CString,
+    start_level: i8,
+    /// The reservation the layout lies in: `[reserved_phys, + reserved_pages)`.
+    reserved_phys: u64,
+    reserved_pages: u64,
+    /// Whether the reservation is charged to the VMM's memory cgroup.
+    charged: bool,
+    stats: Arc<Stats>,
+    /// The spec's per-VM NPT lock and the state it guards. Allocation needs `&mut PtAlloc`,
+    /// which only the lock's guard gives out.
+    #[pin]
+    alloc: SpinLock<PtAlloc>,
+}
+
+/// A VM's pool, owned by KVM (through the C shim) from `vm_init` to `vm_destroy`.
+///
+/// Fields drop in order: debugfs first, so no reader sees the pool go, the reservation
+/// last.
+pub(crate) struct Vm {
+    _regions: Pin<KBox<File<Arc<VmState>>>>,
+    _tables: Pin<KBox<File<Arc<VmState>>>>,
+    _halted: Pin<KBox<File<Arc<VmState>>>>,
+    _dir: Dir,
+    state: Arc<VmState>,
+    _reservation: Reservation,
+}
+
+impl Vm {
+    /// Reserves and lays out a VM's pool; may sleep.
+    pub(crate) fn create(ctx: &Context, info: &VmInfo) -> Result<Pin<KBox<Vm>>> {
+        let id = ctx.stats.next_id.fetch_add(1, Relaxed);
+        let name = CString::try_from_fmt(fmt!("vm-{}-{}", info.pid, id))?;
+        let pgd_pages = u64::from(info.pgd_pages);
+        let pages = Layout::total_pages(
+            pgd_pages,
+            u64::from(ctx.pud_pages),
+            u64::from(ctx.pmd_pages),
+        )
+        .ok_or(ENOMEM)?;
+        // A root of several concatenated pages must be aligned to its size, which
+        // alloc_contig_pages() does not promise: reserve room to align it.
+        let slack = pgd_pages.checked_sub(1).ok_or(EINVAL)?;
+        let reserved = pages.checked_add(slack).ok_or(ENOMEM)?;
+        let reservation = Reservation::new(reserved).inspect_err(|_| {
+            pr_err!(
+                "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, VM creation fails with ENOMEM\n",
+                name.to_str().unwrap_or("vm"),
+                reserved.saturating_mul(PAGE_SIZE / 1024),
+                info.pid
+            );
+        })?;
+        let align = pgd_pages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
+        let base = reservation
+            .phys()
+            .checked_next_multiple_of(align)
+            .ok_or(ENOMEM)?;
+        let layout = Layout::new(
+            base,
+            pgd_pages,
+            u64::from(ctx.pud_pages),
+            u64::from(ctx.pmd_pages),
+        )
+        .ok_or(ENOMEM)?;
+
+        let (reserved_phys, charged) = (reservation.phys(), reservation.charged());
+        let state = Arc::pin_init(
+            pin_init!(VmState {
+                name,
+                start_level: info.start_level,
+                reserved_phys,
+                reserved_pages: reserved,
+                charged,
+                stats: ctx.stats.clone(),
+                alloc <- new_spinlock!(PtAlloc::new(layout), "nptpool_vm"),
+            }),
+            GFP_KERNEL,
+        )?;
+        let dir = ctx.debugfs.subdir(&state.name);
+        let vm = Vm {
+            _regions: KBox::pin_init(
+                dir.read_callback_file(c"regions", state.clone(), &VmState::show_regions),
+                GFP_KERNEL,
+            )?,
+            _tables: KBox::pin_init(
+                dir.read_callback_file(c"tables", state.clone(), &VmState::show_tables),
+                GFP_KERNEL,
+            )?,
+            _halted: KBox::pin_init(
+                dir.read_callback_file(c"halted", state.clone(), &VmState::show_halted),
+                GFP_KERNEL,
+            )?,
+            _dir: dir,
+            state,
+            _reservation: reservation,
+        };
+        let vm = KBox::pin(vm, GFP_KERNEL)?;
+        ctx.stats.vms.add(1, Relaxed);
+        ctx.stats.pages_reserved.add(reserved, Relaxed);
+        Ok(vm)
+    }
+
+    /// A fresh table for `level`: `pages` pages, more than one only for a root of
+    /// concatenated pages. `None` once the region for `level` is exhausted, for good.
+    /// Runs under `kvm->mmu_lock`: does not sleep.
+    pub(crate) fn alloc_table(&self, level: i8, pages: u32) -> Option<u64> {
+        let state = &self.state;
+        let Some(region) = Region::for_level(level, state.start_level) else {
+            pr_err!(
+                "{}: KVM asked for a table at level {}, below no region of a stage-2 starting at level {}\n",
+                state.name.to_str().unwrap_or("vm"),
+                level,
+                state.start_level
+            );
+            return None;
+        };
+        if pages != 1 && region != Region::Pgd {
+            return None;
+        }
+
+        let mut alloc = state.alloc.lock();
+        let was_halted = alloc.halted();
+        let table = alloc.alloc_contiguous(region, pages);
+        let halted_now = !was_halted && alloc.halted();
+        let region_pages = alloc.region_pages(region);
+        drop(alloc);
+
+        match table {
+            Some(phys) => {
+                state.stats.pages_in_use.add(u64::from(pages), Relaxed);
+                Some(phys)
+            }
+            None => {
+                // Logged once per VM: the halt is sticky, later calls fail silently.
+                if halted_now {
+                    pr_err!(
+                        "{}: {} region exhausted ({} pages), VM halted; raise the module parameter {}\n",
+                        state.name.to_str().unwrap_or("vm"),
+                        region.name(),
+                        region_pages,
+                        region.parameter()
+                    );
+                }
+                None
+            }
+        }
+    }
+}
+
+impl VmState {
+    fn show_regions(this: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        this.write_regions(f)
+    }
+
+    fn show_tables(this: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        this.write_tables(f)
+    }
+
+    fn show_halted(this: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", u8::from(this.alloc.lock().halted()))
+    }
+
+    fn write_regions(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let alloc = self.alloc.lock();
+        let (start, end) = alloc.layout().pool();
+        writeln!(f, "start_level {}", self.start_level)?;
+        writeln!(
+            f,
+            "pool start=0x{:x} end=0x{:x} reserved_start=0x{:x} reserved_pages={} memcg_charged={}",
+            start,
+            end,
+            self.reserved_phys,
+            self.reserved_pages,
+            u8::from(self.charged)
+        )?;
+        for region in Region::ALL {
+            let (start, end) = alloc.layout().bounds(region);
+            writeln!(
+                f,
+                "{} start=0x{:x} end=0x{:x} pages={} used={}",
+                region.name(),
+                start,
+                end,
+                alloc.region_pages(region),
+                alloc.used_pages(region),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn write_tables(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Copy the bump pointers, then read refcounts without holding the lock.
+        let alloc = self.alloc.lock().clone();
+        for region in Region::ALL {
+            let (start, _) = alloc.layout().bounds(region);
+            let mut phys = start;
+            while phys < alloc.next(region) {
+                writeln!(
+                    f,
+                    "0x{:x} {} {}",
+                    phys,
+                    region.name(),
+                    table_page_count(phys)
+                )?;
+                phys += PAGE_SIZE;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let alloc = self.state.alloc.lock();
+        let used: u64 = Region::ALL.iter().map(|r| alloc.used_pages(*r)).sum();
+        drop(alloc);
+        let stats = &self.state.stats;
+        stats.vms.fetch_sub(1, Relaxed);
+        stats
+            .pages_reserved
+            .fetch_sub(self.state.reserved_pages, Relaxed);
+        stats.pages_in_use.fetch_sub(used, Relaxed);
+    }
+}
+
+impl Region {
+    /// The module parameter that sizes the region.
+    fn parameter(self) -> &'static str {
+        match self {
+            Region::Pgd => "(none: the root's size is fixed by the IPA size)",
+            Region::Pud => "pud_pages",
+            Region::Pmd => "pmd_pages",
+        }
+    }
+}
