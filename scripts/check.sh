@@ -18,7 +18,7 @@ echo "== host tests"
 # Tests of the harness itself, as TAP: what `make guest` promises its users.
 echo "== harness tests"
 {
-	echo "1..4"
+	echo "1..5"
 	n=0
 	result() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n harness/$2"; else echo "not ok $n harness/$2"; fi; }
 
@@ -40,14 +40,31 @@ echo "== harness tests"
 	rc=$? took=$(($(date +%s) - start))
 	[ $rc -eq 125 ] && [ $took -lt 200 ]
 	result $? "guest crash fails promptly (exit $rc after ${took}s, want 125)"
+
+	GUEST_LOG=$out/harness-protected.log TIMEOUT=300 NPTPOOL=0 KERNEL_ARGS=kvm-arm.mode=protected \
+		guest 'dmesg | grep -q "Protected nVHE mode initialized" || exit 10
+		       err=$(insmod /nptpool.ko 2>&1) && exit 11
+		       echo "$err" | grep -q "Operation not permitted" || exit 12
+		       dmesg | grep -q "nptpool: refusing to load: in protected mode" || exit 13
+		       test ! -e /sys/module/nptpool'
+	rc=$?
+	[ $rc -eq 0 ]
+	result $? "insmod under pKVM is refused with EPERM and a reason (status $rc)"
 } | tee "$out/harness.tap" | grep -v '^ok'
 
-echo "== guest selftests (VHE host)"
-GUEST_LOG=$out/guest-vhe.log TIMEOUT=${CHECK_TIMEOUT:-1800} SMP=2 MEM=2G HUGEPAGES=64 \
-	guest /selftests/run_tests.sh
-rc=$?
-grep -E '^(not ok|ok) [0-9]+ ' "$out/guest-vhe.log" | grep -v '^ok' || true
-[ $rc -eq 0 ] || echo "guest run exited $rc (log: $out/guest-vhe.log)"
+# guest_run NAME KERNEL_ARGS LIST...: one boot running the lists; failures are shown.
+guest_run() {
+	local name=$1 args=$2 rc
+	shift 2
+	echo "== guest selftests ($name host: $*)"
+	GUEST_LOG=$out/guest-$name.log TIMEOUT=${CHECK_TIMEOUT:-2400} SMP=2 MEM=2G HUGEPAGES=64 \
+		KERNEL_ARGS=$args guest "/selftests/run_tests.sh $*"
+	rc=$?
+	grep -E '^not ok [0-9]+ ' "$out/guest-$name.log"
+	[ $rc -eq 0 ] || echo "guest run exited $rc (log: $out/guest-$name.log)"
+}
+guest_run vhe "" /selftests/nptpool.list /selftests/upstream.list
+guest_run nvhe kvm-arm.mode=nvhe /selftests/nptpool.list
 
 echo "== summary"
 python3 "$top/scripts/tap_summary.py" "$out"/host-*.tap "$out"/harness.tap "$out"/guest-*.log

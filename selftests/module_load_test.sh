@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# module_load_test: nptpool.ko loads, unloads and reloads cleanly, and refuses parameters
-# out of range with EINVAL and a log line naming the parameter and its range.
+# module_load_test: nptpool.ko loads, unloads and reloads cleanly, refuses parameters
+# out of range with EINVAL and a log line naming the parameter and its range, cannot be
+# removed while a VM uses a pool, and leaves VMs created before it on stock KVM.
 # Runs in the test host; expects the module loaded by init.  Leaves it loaded.
 
 KO=${1:-/nptpool.ko}
@@ -23,8 +24,22 @@ expect_refused() {
 	result $? "insmod $1 is refused with EINVAL and a log line"
 }
 
+HOLD=/selftests/nptpool/pool_test
+# start_vm: a VM that has faulted and now waits for SIGUSR1; sets $vm_pid.
+start_vm() {
+	$HOLD -m hold -n 512 >/tmp/hold.out 2>&1 &
+	vm_pid=$!
+	i=0
+	while ! grep -q ready /tmp/hold.out && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+}
+# resume_vm: let it fault its second half and exit; its status.
+resume_vm() {
+	kill -USR1 "$vm_pid"
+	wait "$vm_pid"
+}
+
 echo "TAP version 13"
-echo "1..7"
+echo "1..11"
 [ -d /sys/module/nptpool ]
 result $? "nptpool is loaded"
 dmesg | grep -q 'nptpool: loaded: KVM host mode \(vhe\|nvhe\)'
@@ -37,6 +52,26 @@ dmesg -c >/dev/null
 insmod "$KO" pmd_pages=-1 2>/dev/null
 [ $? -ne 0 ] && [ ! -e /sys/module/nptpool ]
 result $? "insmod pmd_pages=-1 (not a u32) is refused"
+
+# A VM created before insmod keeps the stock allocator until it dies.
+start_vm
 insmod "$KO" && [ -d /sys/module/nptpool ]
 result $? "insmod with defaults succeeds again"
+[ "$(cat /sys/kernel/debug/nptpool/vms)" = 0 ]
+result $? "a VM created before insmod gets no pool"
+resume_vm
+result $? "that VM keeps faulting on stock KVM after insmod"
+
+# A VM with a pool pins the module.
+start_vm
+[ "$(cat /sys/kernel/debug/nptpool/vms)" = 1 ]
+vms_ok=$?
+err=$(rmmod nptpool 2>&1)
+rc=$?
+echo "# rmmod: $err"
+[ $vms_ok -eq 0 ] && [ $rc -ne 0 ] && [ -d /sys/module/nptpool ]
+result $? "rmmod is refused while a VM uses a pool"
+resume_vm && rmmod nptpool && [ ! -e /sys/module/nptpool ]
+result $? "rmmod succeeds once the VM is gone"
+insmod "$KO"
 [ $failed -eq 0 ]

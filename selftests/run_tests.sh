@@ -3,14 +3,14 @@
 # result per program, with each program's own output (and its own TAP results, if it
 # prints any) nested below as '# ' comment lines, as the kselftest runner does.
 #
-# usage: run_tests.sh [LIST]...     (default: /selftests/check.list)
+# usage: run_tests.sh [LIST]...     (default: /selftests/nptpool.list /selftests/upstream.list)
 #
 # List lines:  NAME TIMEOUT_S COMMAND [ARGS...]     run COMMAND, fail past TIMEOUT_S
 #              skip NAME REASON...                  report NAME as skipped, with REASON
 #              # ...                                comment
 # A program exiting 4 (KSFT_SKIP) is reported as skipped.
 
-[ $# -gt 0 ] || set -- /selftests/check.list
+[ $# -gt 0 ] || set -- /selftests/nptpool.list /selftests/upstream.list
 for l in "$@"; do
 	[ -r "$l" ] || { echo "usage: $0 [LIST]...  ($l: not readable)" >&2; exit 2; }
 done

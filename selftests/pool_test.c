@@ -1,0 +1,429 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pool_test: what nptpool promises about a VM's stage-2 table pool, checked from the
+ * outside through KVM and nptpool's debugfs.
+ *
+ *   -m layout   every table of a running VM lies in its pool, in the region of its level;
+ *               the root fills the pgd region; the pools of two live VMs are disjoint
+ *   -m exhaust  (module loaded with a small pud_pages or pmd_pages) a VM that outgrows
+ *               the region halts: KVM_RUN fails with ENOMEM, then EIO, debugfs says
+ *               halted; a second VM keeps running and faulting
+ *   -m churn    creating and destroying VMs leaves nptpool's counters and MemFree where
+ *               they began
+ *   -m hold     keep one VM alive until SIGUSR1, then fault more pages (for scripts)
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "test_util.h"
+#include "ucall_common.h"
+
+#define DEBUGFS		"/sys/kernel/debug/nptpool"
+#define TEST_SLOT	10
+#define TEST_GVA	0xc0000000UL
+#define SZ_2M_PAGES(psz)	((2UL << 20) / (psz))
+
+enum region { PGD, PUD, PMD, NR_REGIONS };
+static const char * const region_names[] = { "pgd", "pud", "pmd" };
+
+struct pool {
+	char dir[320];
+	u64 start, end;
+	u64 rstart[NR_REGIONS], rend[NR_REGIONS], pages[NR_REGIONS], used[NR_REGIONS];
+};
+
+/* Touch half the pages, wait for the host, touch the other half. */
+static void guest_touch_halves(gva_t base, u64 count, u64 page_size)
+{
+	u64 i;
+
+	for (i = 0; i < count; i++) {
+		if (i == count / 2)
+			GUEST_SYNC(1);
+		*(volatile u64 *)(base + i * page_size) = i + 1;
+	}
+	GUEST_DONE();
+}
+
+/* One guest: touch `count` pages, `stride` pages apart, then report. */
+static void guest_touch(gva_t base, u64 count, u64 stride_bytes)
+{
+	u64 i;
+
+	for (i = 0; i < count; i++)
+		*(volatile u64 *)(base + i * stride_bytes) = i + 1;
+	GUEST_DONE();
+}
+
+struct vm_under_test {
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu;
+	gpa_t gpa;
+	u64 count, stride;
+	struct pool pool;
+};
+
+static u64 read_u64(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	unsigned long long v = 0;
+
+	TEST_ASSERT(f, "open %s: %s", path, strerror(errno));
+	TEST_ASSERT(fscanf(f, "%llu", &v) == 1, "parse %s", path);
+	fclose(f);
+	return v;
+}
+
+static u64 mem_free_kib(void)
+{
+	unsigned long long kib = 0;
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	TEST_ASSERT(f, "open /proc/meminfo");
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemFree: %llu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* The highest id among this process's VM directories, or -1. */
+static long newest_vm_id(char *dir, size_t len)
+{
+	char prefix[32];
+	struct dirent *e;
+	long best = -1;
+	DIR *d;
+
+	snprintf(prefix, sizeof(prefix), "vm-%d-", getpid());
+	d = opendir(DEBUGFS);
+	TEST_ASSERT(d, "open %s: %s (is nptpool loaded?)", DEBUGFS, strerror(errno));
+	while ((e = readdir(d))) {
+		long id;
+
+		if (strncmp(e->d_name, prefix, strlen(prefix)))
+			continue;
+		id = strtol(e->d_name + strlen(prefix), NULL, 10);
+		if (id > best) {
+			best = id;
+			if (dir)
+				snprintf(dir, len, "%s/%s", DEBUGFS, e->d_name);
+		}
+	}
+	closedir(d);
+	return best;
+}
+
+static void read_pool(struct pool *p)
+{
+	char path[352], name[8];
+	unsigned long long s, e, n, u;
+	char line[256];
+	FILE *f;
+	int r, seen = 0;
+
+	snprintf(path, sizeof(path), "%s/regions", p->dir);
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "open %s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "pool start=0x%llx end=0x%llx", &s, &e) == 2) {
+			p->start = s;
+			p->end = e;
+			continue;
+		}
+		if (sscanf(line, "%7s start=0x%llx end=0x%llx pages=%llu used=%llu",
+			   name, &s, &e, &n, &u) != 5)
+			continue;
+		for (r = 0; r < NR_REGIONS; r++) {
+			if (strcmp(name, region_names[r]))
+				continue;
+			p->rstart[r] = s;
+			p->rend[r] = e;
+			p->pages[r] = n;
+			p->used[r] = u;
+			seen++;
+		}
+	}
+	fclose(f);
+	TEST_ASSERT(seen == NR_REGIONS && p->end > p->start, "cannot parse %s", path);
+}
+
+static bool vm_halted(const struct pool *p)
+{
+	char path[352];
+
+	snprintf(path, sizeof(path), "%s/halted", p->dir);
+	return read_u64(path) == 1;
+}
+
+/*
+ * Create a VM whose guest touches `count` pages `stride` pages apart in a memslot of
+ * `slot_pages` at the top of the IPA space; find its pool in debugfs.
+ */
+static void vm_setup(struct vm_under_test *t, u64 slot_pages, u64 count, u64 stride)
+{
+	long before = newest_vm_id(NULL, 0);
+	u64 psz, i;
+
+	t->vm = vm_create_with_one_vcpu(&t->vcpu, guest_touch);
+	psz = t->vm->page_size;
+	t->count = count;
+	t->stride = stride * psz;
+	t->gpa = ((t->vm->max_gfn - slot_pages) * psz) & ~((1UL << 30) - 1);
+	vm_userspace_mem_region_add(t->vm, VM_MEM_SRC_ANONYMOUS, t->gpa, TEST_SLOT,
+				    slot_pages, 0);
+	for (i = 0; i < count; i++)
+		virt_pg_map(t->vm, TEST_GVA + i * t->stride, t->gpa + i * t->stride);
+	vcpu_args_set(t->vcpu, 3, TEST_GVA, count, t->stride);
+
+	TEST_ASSERT(newest_vm_id(t->pool.dir, sizeof(t->pool.dir)) > before,
+		    "no nptpool debugfs directory for the new VM");
+	read_pool(&t->pool);
+}
+
+/* Run the guest; 0 when it finished, else KVM_RUN's errno. */
+static int vm_run(struct vm_under_test *t)
+{
+	struct ucall uc;
+
+	if (_vcpu_run(t->vcpu))
+		return errno;
+	TEST_ASSERT_KVM_EXIT_REASON(t->vcpu, KVM_EXIT_MMIO);
+	if (get_ucall(t->vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	TEST_ASSERT_EQ(uc.cmd, UCALL_DONE);
+	return 0;
+}
+
+static bool overlaps(const struct pool *a, const struct pool *b)
+{
+	return a->start < b->end && b->start < a->end;
+}
+
+/* Check every handed-out table of `p` against its region; count live ones per region. */
+static bool tables_in_regions(struct pool *p, u64 live[NR_REGIONS])
+{
+	unsigned long long phys;
+	char path[352], name[8];
+	bool ok = true;
+	int r, count;
+	FILE *f;
+
+	memset(live, 0, NR_REGIONS * sizeof(live[0]));
+	snprintf(path, sizeof(path), "%s/tables", p->dir);
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "open %s: %s", path, strerror(errno));
+	while (fscanf(f, "0x%llx %7s %d\n", &phys, name, &count) == 3) {
+		for (r = 0; r < NR_REGIONS; r++)
+			if (!strcmp(name, region_names[r]))
+				break;
+		if (r == NR_REGIONS || phys < p->rstart[r] || phys >= p->rend[r] ||
+		    phys % 4096) {
+			ksft_print_msg("table 0x%llx (%s) outside its region\n", phys, name);
+			ok = false;
+			continue;
+		}
+		if (count > 1 || r == PGD)
+			live[r]++;
+	}
+	fclose(f);
+	return ok;
+}
+
+static void test_layout(u64 npages)
+{
+	struct vm_under_test a, b;
+	u64 live[NR_REGIONS];
+	bool ok;
+
+	ksft_set_plan(5);
+	vm_setup(&a, npages, npages, 1);
+	TEST_ASSERT_EQ(vm_run(&a), 0);
+	read_pool(&a.pool);
+
+	ok = tables_in_regions(&a.pool, live);
+	ksft_test_result(ok, "every handed-out table lies in the region of its level\n");
+	ksft_test_result(a.pool.used[PGD] == a.pool.pages[PGD] && live[PGD] == a.pool.pages[PGD],
+			 "the root fills the pgd region (%lu of %lu pages)\n",
+			 a.pool.used[PGD], a.pool.pages[PGD]);
+	ksft_print_msg("live tables: pud %lu, pmd %lu; handed out: pud %lu, pmd %lu\n",
+		       live[PUD], live[PMD], a.pool.used[PUD], a.pool.used[PMD]);
+	ksft_test_result(live[PUD] >= 1 && live[PMD] >= npages / SZ_2M_PAGES(a.vm->page_size),
+			 "tables mapping %lu touched pages came from the pud and pmd regions\n",
+			 npages);
+
+	vm_setup(&b, npages, npages, 1);
+	TEST_ASSERT_EQ(vm_run(&b), 0);
+	read_pool(&b.pool);
+	ksft_test_result(!overlaps(&a.pool, &b.pool),
+			 "pools of two live VMs are disjoint ([0x%lx,0x%lx) [0x%lx,0x%lx))\n",
+			 a.pool.start, a.pool.end, b.pool.start, b.pool.end);
+	ok = tables_in_regions(&b.pool, live);
+	ksft_test_result(ok, "the second VM's tables lie in its own regions\n");
+	kvm_vm_free(b.vm);
+	kvm_vm_free(a.vm);
+}
+
+/*
+ * Outgrow `region`: with 4K pages and a 40-bit IPA the root is at level 1, pud tables
+ * map 1 GiB each and pmd tables 2 MiB each, so touching one page per 1 GiB (per 2 MiB)
+ * needs one new table of the region per page.
+ */
+static void test_exhaust(enum region region)
+{
+	struct vm_under_test a, b;
+	u64 span, count;
+	int err;
+
+	ksft_set_plan(5);
+	span = region == PUD ? 1UL << 30 : 2UL << 20;
+	vm_setup(&b, 1, 1, 1);		/* the bystander */
+	count = b.pool.pages[region] + 2;
+	vm_setup(&a, count * (span / b.vm->page_size), count, span / b.vm->page_size);
+
+	err = vm_run(&a);
+	ksft_print_msg("%s region of %lu pages, guest touched %lu pages %lu KiB apart: KVM_RUN %s\n",
+		       region_names[region], a.pool.pages[region], count, span >> 10,
+		       err ? strerror(err) : "succeeded");
+	ksft_test_result(err == ENOMEM, "the faulting KVM_RUN fails with ENOMEM\n");
+	err = vm_run(&a);
+	ksft_test_result(err == EIO, "later KVM_RUNs of the halted VM fail with EIO (%s)\n",
+			 strerror(err));
+	read_pool(&a.pool);
+	ksft_test_result(vm_halted(&a.pool) &&
+			 a.pool.used[region] == a.pool.pages[region],
+			 "debugfs shows the VM halted with its %s region used up\n",
+			 region_names[region]);
+	ksft_test_result(!vm_halted(&b.pool), "the other VM is not halted\n");
+	ksft_test_result(vm_run(&b) == 0, "the other VM still runs and faults\n");
+	kvm_vm_free(a.vm);
+	kvm_vm_free(b.vm);
+}
+
+static void test_churn(int nr_vms)
+{
+	u64 free_before, free_after, vms, reserved, in_use;
+	struct vm_under_test t;
+	int i, failed = 0;
+
+	ksft_set_plan(2);
+	/* Let earlier VMs' RCU-deferred frees settle before measuring. */
+	sleep(1);
+	free_before = mem_free_kib();
+	for (i = 0; i < nr_vms; i++) {
+		vm_setup(&t, 512, 16, 32);
+		failed += vm_run(&t) != 0;
+		kvm_vm_free(t.vm);
+	}
+	sleep(1);
+	free_after = mem_free_kib();
+	vms = read_u64(DEBUGFS "/vms");
+	reserved = read_u64(DEBUGFS "/pages_reserved");
+	in_use = read_u64(DEBUGFS "/pages_in_use");
+	ksft_print_msg("%d VMs: MemFree %lu kB before, %lu kB after; vms=%lu pages_reserved=%lu pages_in_use=%lu\n",
+		       nr_vms, free_before, free_after, vms, reserved, in_use);
+	ksft_test_result(!failed && !vms && !reserved && !in_use,
+			 "after %d VMs every pool is returned (counters at 0)\n", nr_vms);
+	/* Tolerance: page-cache and slab noise of a busybox system, not per-VM growth. */
+	ksft_test_result(free_after + 2048 >= free_before,
+			 "MemFree is back within 2 MiB (%ld kB)\n",
+			 (long)free_after - (long)free_before);
+}
+
+static volatile sig_atomic_t resumed;
+
+static void on_usr1(int sig)
+{
+	resumed = 1;
+}
+
+static void test_hold(u64 npages)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct ucall uc;
+	gpa_t gpa;
+
+	ksft_set_plan(1);
+	signal(SIGUSR1, on_usr1);
+	vm = vm_create_with_one_vcpu(&vcpu, guest_touch_halves);
+	gpa = ((vm->max_gfn - npages) * vm->page_size) & ~((1UL << 30) - 1);
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, gpa, TEST_SLOT, npages, 0);
+	virt_map(vm, TEST_GVA, gpa, npages);
+	vcpu_args_set(vcpu, 3, TEST_GVA, npages, (u64)vm->page_size);
+	vcpu_run(vcpu);
+	TEST_ASSERT_EQ(get_ucall(vcpu, &uc), UCALL_SYNC);
+	ksft_print_msg("ready\n");
+	fflush(stdout);
+	while (!resumed)
+		pause();
+	vcpu_run(vcpu);
+	ksft_test_result(get_ucall(vcpu, &uc) == UCALL_DONE,
+			 "the held VM faults %lu more pages after resuming\n", npages / 2);
+	kvm_vm_free(vm);
+}
+
+static void usage(const char *name)
+{
+	printf("usage: %s [-h] [-m layout|exhaust|churn|hold] [-r pud|pmd] [-n pages] [-c vms]\n",
+	       name);
+	printf(" -m: what to test (default layout), see the head of pool_test.c\n");
+	printf(" -r: region to exhaust with -m exhaust (default pmd)\n");
+	printf(" -n: guest pages to touch with -m layout/hold (default 4096)\n");
+	printf(" -c: VMs to create and destroy with -m churn (default 200)\n");
+}
+
+int main(int argc, char *argv[])
+{
+	const char *mode = "layout";
+	enum region region = PMD;
+	u64 npages = 4096;
+	int nr_vms = 200, opt;
+
+	while ((opt = getopt(argc, argv, "hm:r:n:c:")) != -1) {
+		switch (opt) {
+		case 'm':
+			mode = optarg;
+			break;
+		case 'r':
+			region = !strcmp(optarg, "pud") ? PUD : PMD;
+			break;
+		case 'n':
+			npages = atoi_positive("Number of pages", optarg);
+			break;
+		case 'c':
+			nr_vms = atoi_positive("Number of VMs", optarg);
+			break;
+		case 'h':
+			usage(argv[0]);
+			exit(KSFT_PASS);
+		default:
+			usage(argv[0]);
+			exit(KSFT_FAIL);
+		}
+	}
+
+	ksft_print_header();
+	/* hold also serves VMs created before nptpool is loaded */
+	if (strcmp(mode, "hold") && access(DEBUGFS, F_OK))
+		ksft_exit_skip("nptpool is not loaded (no %s)\n", DEBUGFS);
+	if (!strcmp(mode, "layout"))
+		test_layout(npages);
+	else if (!strcmp(mode, "exhaust"))
+		test_exhaust(region);
+	else if (!strcmp(mode, "churn"))
+		test_churn(nr_vms);
+	else if (!strcmp(mode, "hold"))
+		test_hold(npages);
+	else
+		ksft_exit_fail_msg("unknown mode %s\n", mode);
+	ksft_finished();
+}
