@@ -42,7 +42,7 @@ echo "== harness tests"
 	result $? "guest crash fails promptly (exit $rc after ${took}s, want 125)"
 
 	GUEST_LOG=$out/harness-protected.log TIMEOUT=300 NPTPOOL=0 KERNEL_ARGS=kvm-arm.mode=protected \
-		guest 'dmesg | grep -q "Protected nVHE mode initialized" || exit 10
+		guest 'dmesg | grep -qE "Protected [nh]VHE mode initialized" || exit 10
 		       err=$(insmod /nptpool.ko 2>&1) && exit 11
 		       echo "$err" | grep -q "Operation not permitted" || exit 12
 		       dmesg | grep -q "nptpool: refusing to load: in protected mode" || exit 13
