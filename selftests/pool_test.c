@@ -8,6 +8,8 @@
  *   -m exhaust  (module loaded with a small pud_pages or pmd_pages) a VM that outgrows
  *               the region halts: KVM_RUN fails with ENOMEM, then EIO, debugfs says
  *               halted; a second VM keeps running and faulting
+ *   -m ipa      VMs of every 4K-granule IPA size the host supports (so every stage-2
+ *               start level KVM picks) run with their tables in the right regions
  *   -m churn    creating and destroying VMs leaves nptpool's counters and MemFree where
  *               they began
  *   -m hold     keep one VM alive until SIGUSR1, then fault more pages (for scripts)
@@ -168,12 +170,13 @@ static bool vm_halted(const struct pool *p)
  * Create a VM whose guest touches `count` pages `stride` pages apart in a memslot of
  * `slot_pages` at the top of the IPA space; find its pool in debugfs.
  */
-static void vm_setup(struct vm_under_test *t, u64 slot_pages, u64 count, u64 stride)
+static void vm_setup_shape(struct vm_under_test *t, struct vm_shape shape, u64 slot_pages,
+			   u64 count, u64 stride)
 {
 	long before = newest_vm_id(NULL, 0);
 	u64 psz, i;
 
-	t->vm = vm_create_with_one_vcpu(&t->vcpu, guest_touch);
+	t->vm = vm_create_shape_with_one_vcpu(shape, &t->vcpu, guest_touch);
 	psz = t->vm->page_size;
 	t->count = count;
 	t->stride = stride * psz;
@@ -187,6 +190,26 @@ static void vm_setup(struct vm_under_test *t, u64 slot_pages, u64 count, u64 str
 	TEST_ASSERT(newest_vm_id(t->pool.dir, sizeof(t->pool.dir)) > before,
 		    "no nptpool debugfs directory for the new VM");
 	read_pool(&t->pool);
+}
+
+static void vm_setup(struct vm_under_test *t, u64 slot_pages, u64 count, u64 stride)
+{
+	vm_setup_shape(t, VM_SHAPE_DEFAULT, slot_pages, count, stride);
+}
+
+/* The stage-2 start level nptpool saw for the VM. */
+static int start_level(const struct pool *p)
+{
+	char path[352];
+	int level = -9;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/regions", p->dir);
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "open %s", path);
+	TEST_ASSERT(fscanf(f, "start_level %d", &level) == 1, "parse %s", path);
+	fclose(f);
+	return level;
 }
 
 /* Run the guest; 0 when it finished, else KVM_RUN's errno. */
@@ -334,6 +357,42 @@ static u64 settled_mem_free_kib(void)
 	return mem_free_kib();
 }
 
+/*
+ * One VM per IPA size of the 4K granule that the host supports: KVM picks the stage-2
+ * start level from it (concatenating up to 16 root pages), and each VM must run with its
+ * tables in the regions of their levels.
+ */
+static void test_ipa(void)
+{
+	static const struct { enum vm_guest_mode mode; unsigned int ipa; } modes[] = {
+		{ VM_MODE_P36V48_4K, 36 }, { VM_MODE_P40V48_4K, 40 },
+		{ VM_MODE_P48V48_4K, 48 }, { VM_MODE_P52V48_4K, 52 },
+	};
+	unsigned int max_ipa = kvm_check_cap(KVM_CAP_ARM_VM_IPA_SIZE);
+	u64 live[NR_REGIONS];
+	size_t i;
+
+	ksft_set_plan(ARRAY_SIZE(modes));
+	for (i = 0; i < ARRAY_SIZE(modes); i++) {
+		struct vm_under_test t;
+		bool ok;
+
+		if (modes[i].ipa > max_ipa) {
+			ksft_test_result_skip("%u-bit IPA: the host supports %u bits\n",
+					      modes[i].ipa, max_ipa);
+			continue;
+		}
+		vm_setup_shape(&t, VM_SHAPE(modes[i].mode), 1024, 64, 16);
+		ok = vm_run(&t) == 0;
+		read_pool(&t.pool);
+		ok &= tables_in_regions(&t.pool, live);
+		ok &= live[PGD] == t.pool.pages[PGD] && live[PUD] >= 1 && live[PMD] >= 1;
+		ksft_test_result(ok, "%u-bit IPA: start level %d, root of %lu pages, tables in their regions\n",
+				 modes[i].ipa, start_level(&t.pool), t.pool.pages[PGD]);
+		kvm_vm_free(t.vm);
+	}
+}
+
 static void test_churn(int nr_vms)
 {
 	u64 free_before, free_after, vms, reserved, in_use;
@@ -398,7 +457,7 @@ static void test_hold(u64 npages)
 
 static void usage(const char *name)
 {
-	printf("usage: %s [-h] [-m layout|exhaust|churn|hold] [-r pud|pmd] [-n pages] [-c vms]\n",
+	printf("usage: %s [-h] [-m layout|exhaust|ipa|churn|hold] [-r pud|pmd] [-n pages] [-c vms]\n",
 	       name);
 	printf(" -m: what to test (default layout), see the head of pool_test.c\n");
 	printf(" -r: region to exhaust with -m exhaust (default pmd)\n");
@@ -444,6 +503,8 @@ int main(int argc, char *argv[])
 		test_layout(npages);
 	else if (!strcmp(mode, "exhaust"))
 		test_exhaust(region);
+	else if (!strcmp(mode, "ipa"))
+		test_ipa();
 	else if (!strcmp(mode, "churn"))
 		test_churn(nr_vms);
 	else if (!strcmp(mode, "hold"))
