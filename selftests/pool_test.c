@@ -160,6 +160,27 @@ static void read_pool(struct pool *p)
 	TEST_ASSERT(seen == NR_REGIONS && p->end > p->start, "cannot parse %s", path);
 }
 
+/* Show a VM's debugfs regions and halted files as TAP comments. */
+static void dump_pool(const struct pool *p, const char *when)
+{
+	char path[352], line[256];
+	FILE *f;
+
+	ksft_print_msg("%s: %s\n", p->dir, when);
+	snprintf(path, sizeof(path), "%s/regions", p->dir);
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "open %s", path);
+	while (fgets(line, sizeof(line), f))
+		ksft_print_msg("  %s", line);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/halted", p->dir);
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "open %s", path);
+	if (fgets(line, sizeof(line), f))
+		ksft_print_msg("  halted %s", line);
+	fclose(f);
+}
+
 static bool vm_halted(const struct pool *p)
 {
 	char path[352];
@@ -313,6 +334,7 @@ static void test_exhaust(enum region region)
 	vm_setup(&b, 1, 1, 1);		/* the bystander */
 	count = b.pool.pages[region] + 2;
 	vm_setup(&a, count * (span / b.vm->page_size), count, span / b.vm->page_size);
+	dump_pool(&a.pool, "before the run");
 
 	err = vm_run(&a);
 	ksft_print_msg("%s region of %lu pages, guest touched %lu pages %lu KiB apart: KVM_RUN %s\n",
@@ -323,6 +345,7 @@ static void test_exhaust(enum region region)
 	ksft_test_result(err == EIO, "later KVM_RUNs of the halted VM fail with EIO (%s)\n",
 			 strerror(err));
 	read_pool(&a.pool);
+	dump_pool(&a.pool, "after the halt");
 	ksft_test_result(vm_halted(&a.pool) &&
 			 a.pool.used[region] == a.pool.pages[region],
 			 "debugfs shows the VM halted with its %s region used up\n",

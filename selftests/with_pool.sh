@@ -8,7 +8,9 @@ params=
 while [ $# -gt 0 ] && [ "$1" != -- ]; do params="$params $1"; shift; done
 [ "$1" = -- ] && [ $# -gt 1 ] || { echo "usage: $0 PARAM=VALUE... -- COMMAND [ARGS...]" >&2; exit 2; }
 shift
-rmmod nptpool 2>/dev/null
+# A stock run (module not loaded) stays stock.
+[ -d /sys/module/nptpool ] || exec "$@"
+rmmod nptpool
 # shellcheck disable=SC2086 # a list of param=value words
 insmod /nptpool.ko $params || exit 1
 "$@"
