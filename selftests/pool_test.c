@@ -160,25 +160,25 @@ static void read_pool(struct pool *p)
 	TEST_ASSERT(seen == NR_REGIONS && p->end > p->start, "cannot parse %s", path);
 }
 
-/* Show a VM's debugfs regions and halted files as TAP comments. */
-static void dump_pool(const struct pool *p, const char *when)
+/* Show one of a VM's debugfs files as TAP comments. */
+static void dump_file(const struct pool *p, const char *file)
 {
 	char path[352], line[256];
 	FILE *f;
 
-	ksft_print_msg("%s: %s\n", p->dir, when);
-	snprintf(path, sizeof(path), "%s/regions", p->dir);
+	snprintf(path, sizeof(path), "%s/%s", p->dir, file);
 	f = fopen(path, "r");
 	TEST_ASSERT(f, "open %s", path);
 	while (fgets(line, sizeof(line), f))
-		ksft_print_msg("  %s", line);
+		ksft_print_msg("  %s: %s", file, line);
 	fclose(f);
-	snprintf(path, sizeof(path), "%s/halted", p->dir);
-	f = fopen(path, "r");
-	TEST_ASSERT(f, "open %s", path);
-	if (fgets(line, sizeof(line), f))
-		ksft_print_msg("  halted %s", line);
-	fclose(f);
+}
+
+static void dump_pool(const struct pool *p, const char *when)
+{
+	ksft_print_msg("%s: %s\n", p->dir, when);
+	dump_file(p, "regions");
+	dump_file(p, "halted");
 }
 
 static bool vm_halted(const struct pool *p)

@@ -276,7 +276,9 @@ impl VmState {
 impl Drop for Vm {
     fn drop(&mut self) {
         let alloc = self.state.alloc.lock();
-        let used: u64 = Region::ALL.iter().map(|r| alloc.used_pages(*r)).sum();
+        let used = Region::ALL
+            .iter()
+            .fold(0u64, |sum, r| sum.saturating_add(alloc.used_pages(*r)));
         drop(alloc);
         let stats = &self.state.stats;
         stats.vms.fetch_sub(1, Relaxed);
