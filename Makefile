@@ -63,7 +63,7 @@ guest: initramfs
 run: initramfs
 	@qemu-config/run-qemu.sh "$$(cat $(B)/kdir)" $(B) "/selftests/run-demo.sh"
 
-## test-host   host-side tests (no QEMU): the test-summary parser
+## test-host   host-side tests (no QEMU): the allocator core under cargo test, the TAP counter
 test-host:
 	@scripts/test-host.sh $(B)
 

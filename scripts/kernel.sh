@@ -138,12 +138,13 @@ build() {
 # Keep the four most recently used builds and the sources they were built from; a
 # source tree is ~1.6 GB, a build ~0.5 GB.
 prune() {
-	local d keep_src
+	local d keep_src current
+	current=$(readlink -f "$(prepare_source)")
 	ls -1dt "$cache"/build-* 2>/dev/null | tail -n +5 | while read -r d; do rm -rf "$d"; done
 	keep_src=$(for d in "$cache"/build-*/source; do readlink -f "$d"; done 2>/dev/null)
 	for d in "$cache"/src-*; do
 		[ -e "$d" ] || continue
-		[ "$(readlink -f "$d")" = "$(readlink -f "$(prepare_source)")" ] && continue
+		[ "$(readlink -f "$d")" = "$current" ] && continue
 		echo "$keep_src" | grep -qxF "$(readlink -f "$d")" || rm -rf "$d"
 	done
 }

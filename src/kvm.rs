@@ -7,7 +7,7 @@ use core::ffi::c_void;
 
 use kernel::{error::to_result, prelude::*, types::ForeignOwnable};
 
-use crate::vm::{Context, Vm, VmInfo};
+use crate::vm::{Context, Vm};
 
 mod ffi {
     use core::ffi::c_void;
@@ -23,11 +23,14 @@ mod ffi {
         pub(super) fn nptpool_page_count(phys: u64) -> c_int;
     }
 
-    /// `struct nptpool_vm_info`.
+    /// What KVM tells nptpool about a new VM: `struct nptpool_vm_info`.
     #[repr(C)]
     pub(crate) struct VmInfo {
+        /// The VMM's process id, to name the VM in logs and debugfs.
         pub(crate) pid: i32,
+        /// The stage-2 start level KVM picked for the VM's IPA size.
         pub(crate) start_level: i8,
+        /// Concatenated pages of the root table.
         pub(crate) pgd_pages: u32,
     }
 
@@ -36,7 +39,7 @@ mod ffi {
     const _: () = assert!(core::mem::size_of::<*mut c_void>() == 8);
 }
 
-pub(crate) use ffi::VmInfo as CVmInfo;
+pub(crate) use ffi::VmInfo;
 
 /// How the host runs KVM, fixed at boot by `kvm-arm.mode=`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -167,19 +170,14 @@ pub(crate) fn table_page_count(phys: u64) -> i32 {
 #[no_mangle]
 pub(crate) unsafe extern "C" fn nptpool_vm_create(
     ctx: *const c_void,
-    info: *const CVmInfo,
+    info: *const VmInfo,
     vm: *mut *mut c_void,
 ) -> i32 {
     // SAFETY: a live `Context` by the function's safety requirements.
     let ctx = unsafe { &*ctx.cast::<Context>() };
     // SAFETY: valid for reads by the function's safety requirements.
     let info = unsafe { &*info };
-    let info = VmInfo {
-        pid: info.pid,
-        start_level: info.start_level,
-        pgd_pages: info.pgd_pages,
-    };
-    match Vm::create(ctx, &info) {
+    match Vm::create(ctx, info) {
         Ok(new) => {
             // SAFETY: valid for writes by the function's safety requirements.
             unsafe { *vm = new.into_foreign() };

@@ -15,18 +15,8 @@ use kernel::{
     },
 };
 
-use crate::kvm::{table_page_count, Reservation};
+use crate::kvm::{table_page_count, Reservation, VmInfo};
 use crate::ptalloc::{Layout, PtAlloc, Region, PAGE_SIZE};
-
-/// What KVM tells nptpool about a new VM.
-pub(crate) struct VmInfo {
-    /// The VMM's process id, to name the VM in logs and debugfs.
-    pub(crate) pid: i32,
-    /// The stage-2 start level KVM picked for the VM's IPA size.
-    pub(crate) start_level: i8,
-    /// Concatenated pages of the root table.
-    pub(crate) pgd_pages: u32,
-}
 
 /// Module-wide state the VMs share: the sizes from the module parameters, the debugfs
 /// root and the global counters.
@@ -185,8 +175,8 @@ impl Vm {
         let mut alloc = state.alloc.lock();
         let was_halted = alloc.halted();
         let table = alloc.alloc_contiguous(region, pages);
-        let halted_now = !was_halted && alloc.halted();
-        let region_pages = alloc.region_pages(region);
+        // Only the halt's log line needs the region's size.
+        let halted_now = (!was_halted && alloc.halted()).then(|| alloc.region_pages(region));
         drop(alloc);
 
         match table {
@@ -196,7 +186,7 @@ impl Vm {
             }
             None => {
                 // Logged once per VM: the halt is sticky, later calls fail silently.
-                if halted_now {
+                if let Some(region_pages) = halted_now {
                     pr_err!(
                         "{}: {} region exhausted ({} pages), VM halted; raise the module parameter {}\n",
                         state.name.to_str().unwrap_or("vm"),
