@@ -12,7 +12,10 @@ SHELL := /bin/bash
 export NPTPOOL_CACHE ?= $(HOME)/.cache/nptpool
 export PATH := /usr/lib/llvm-19/bin:$(HOME)/.cargo/bin:$(PATH)
 
-B := $(CURDIR)/build
+# BUILD and KCONFIG (one fragment or several, later ones adding) select the tree a run
+# uses; check-debug points both elsewhere so the two kernels never share build products.
+BUILD ?= $(CURDIR)/build
+B := $(abspath $(BUILD))
 KCONFIG ?= qemu-config/kernel.config
 KMAKE = $(MAKE) -s -C "$$(cat $(B)/kdir)" ARCH=arm64 LLVM=1
 MODMAKE = $(KMAKE) M=$(CURDIR) MO=$(B)/module CLIPPY=1
@@ -23,7 +26,7 @@ GUEST_CMD = '$(subst ','\'',$(value CMD))'
 # `make guest` knobs, passed to qemu-config/run-qemu.sh through the environment.
 export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL
 
-.PHONY: help deps kernel module lint selftests initramfs guest run test-host check clean
+.PHONY: help deps kernel module lint selftests initramfs guest run test-host check check-debug clean
 
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
@@ -70,6 +73,12 @@ test-host:
 ## check       deps, module + lint, host tests, guest selftests; ends with 'N passed, N failed, N skipped'
 check: lint initramfs
 	@scripts/check.sh "$$(cat $(B)/kdir)" $(B)
+
+## check-debug  make check on the debug kernel (KASAN, lockdep, kmemleak, fault injection);
+##              any report in a guest's kernel log fails it, even when every test passed
+check-debug:
+	+@$(MAKE) --no-print-directory check BUILD=$(B)/debug \
+		KCONFIG="qemu-config/kernel.config qemu-config/debug.config"
 
 ## clean       remove ./build (the kernel cache in $(NPTPOOL_CACHE) stays)
 clean:

@@ -52,13 +52,15 @@ echo "== harness tests"
 	result $? "insmod under pKVM is refused with EPERM and a reason (status $rc)"
 } | tee "$out/harness.tap" | grep -v '^ok'
 
-# guest_run NAME KERNEL_ARGS LIST...: one boot running the lists; failures are shown.
+# guest_run NAME KERNEL_ARGS LIST...: one boot running the lists, then the kernel log
+# check; failures are shown.  The log buffer is sized so no report scrolls out of it.
 guest_run() {
 	local name=$1 args=$2 rc
 	shift 2
 	echo "== guest selftests ($name host: $*)"
 	GUEST_LOG=$out/guest-$name.log TIMEOUT=${CHECK_TIMEOUT:-2400} SMP=2 MEM=2G HUGEPAGES=64 \
-		KERNEL_ARGS=$args guest "/selftests/run_tests.sh $*"
+		KERNEL_ARGS="log_buf_len=8M $args" \
+		guest "/selftests/run_tests.sh $* /selftests/kernel_log.list"
 	rc=$?
 	grep -E '^not ok [0-9]+ ' "$out/guest-$name.log"
 	[ $rc -eq 0 ] || echo "guest run exited $rc (log: $out/guest-$name.log)"

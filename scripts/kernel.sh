@@ -9,7 +9,8 @@ set -euo pipefail
 
 usage() {
 	cat <<USAGE
-usage: $0 FRAGMENT            build (or reuse) the kernel configured by FRAGMENT
+usage: $0 FRAGMENT...         build (or reuse) the kernel configured by the FRAGMENTs,
+                              later ones adding to earlier ones
        $0 --source            unpack and patch the source only, print its path
 
 environment: NPTPOOL_CACHE (default ~/.cache/nptpool)
@@ -110,19 +111,23 @@ check_config() {
 		"# CONFIG_"*" is not set") grep -q "^${line#\# }" "$cfg" 2>/dev/null || true ;;
 		esac
 	done <"$frag"
-	[ $bad -eq 0 ] || die "$frag asks for options Kconfig refused (unmet dependencies)"
+	[ $bad -eq 0 ] || die "the fragments ask for options Kconfig refused (unmet dependencies)"
 }
 
 build() {
-	local frag src key out
-	frag=$(realpath -e "$1" 2>/dev/null) || die "no such fragment: $1"
+	local frag src key out f
+	for f in "$@"; do
+		[ -f "$f" ] || die "no such fragment: $f"
+	done
 	src=$(prepare_source)
-	# Keyed by what decides the result: source, fragment and how make is called.
-	key=$({ echo "$src" "${KMAKE[*]}" "$BUILD_TARGETS"; cat "$frag"; } | sha256sum | cut -c1-12)
-	out=$cache/build-$(basename "$frag" .config)-$key
+	# Keyed by what decides the result: source, fragments and how make is called.
+	key=$({ echo "$src" "${KMAKE[*]}" "$BUILD_TARGETS"; cat "$@"; } | sha256sum | cut -c1-12)
+	out=$cache/build-$(basename "${!#}" .config)-$key
 	if [ ! -e "$out/.nptpool-ready" ]; then
-		log "configuring $(basename "$frag") in $out"
+		log "configuring $(basename -a "$@" | tr '\n' ' ')in $out"
 		mkdir -p "$out"
+		frag=$out/nptpool.fragment
+		cat "$@" >"$frag"
 		KCONFIG_ALLCONFIG=$frag "${KMAKE[@]}" -j"$(nproc)" -C "$src" O="$out" allnoconfig >&2
 		check_config "$frag" "$out/.config"
 		log "building Image and modules (about 5 minutes on 2 cores)"
@@ -153,5 +158,5 @@ case "${1:-}" in
 --source) prepare_source ;;
 -h | --help) usage ;;
 "") usage >&2; exit 2 ;;
-*) build "$1" ;;
+*) build "$@" ;;
 esac
