@@ -10,6 +10,7 @@
 //! KVM reaches the allocator through the extension point added by `patches/`, via the C
 //! shim in `nptpool_kvm.c` (`kvm.rs` is the Rust side of that boundary).
 
+mod bench;
 mod kvm;
 // The same file is the root of the host test crate (Cargo.toml), where its `pub` items
 // are that crate's API.
@@ -25,6 +26,7 @@ use kernel::{
     sync::{atomic::Relaxed, Arc},
 };
 
+use bench::AllocBench;
 use kvm::{HostMode, Registration};
 use vm::{Context, Stats};
 
@@ -87,6 +89,7 @@ fn show_pages_in_use(stats: &Arc<Stats>, f: &mut fmt::Formatter<'_>) -> fmt::Res
 struct NptPool {
     _registration: Registration,
     _files: [Pin<KBox<File<Arc<Stats>>>>; 3],
+    _alloc_bench: Pin<KBox<File<Arc<AllocBench>>>>,
     _ctx: Pin<KBox<Context>>,
 }
 
@@ -128,6 +131,10 @@ impl kernel::Module for NptPool {
                 GFP_KERNEL,
             )?,
         ];
+        let alloc_bench = KBox::pin_init(
+            debugfs.read_callback_file(c"alloc_bench", AllocBench::new()?, &bench::show),
+            GFP_KERNEL,
+        )?;
         let ctx = KBox::pin(
             Context {
                 pud_pages,
@@ -153,6 +160,7 @@ impl kernel::Module for NptPool {
         Ok(Self {
             _registration: registration,
             _files: files,
+            _alloc_bench: alloc_bench,
             _ctx: ctx,
         })
     }
