@@ -404,7 +404,7 @@ fn system_strategy(max_ops: usize) -> impl Strategy<Value = (Vec<Layout>, Vec<Op
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn random_sequences_agree_with_the_spec((layouts, ops) in system_strategy(3000)) {
