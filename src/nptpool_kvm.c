@@ -73,36 +73,44 @@ void nptpool_kvm_unregister(void)
 }
 
 /*
- * A zeroed, physically contiguous pool, counted in SecPageTables like stock stage-2
- * tables.  Pools that the buddy allocator can serve are charged to the caller's memory
- * cgroup; larger ones come from alloc_contig_pages(), whose memory a module cannot
- * charge (*charged tells which).
+ * A zeroed, physically contiguous pool of at least @pages pages, counted in
+ * SecPageTables like stock stage-2 tables; *@reserved is how many it holds.
+ *
+ * Pools the buddy allocator can serve are one whole block of the order that fits them:
+ * freed, the block merges again.  Trimming it to size, as alloc_pages_exact() does,
+ * hands the tail to other allocations, which then keep the block from merging when the
+ * pool goes back: every VM would break up one 4 MiB block for good, until no pool fits.
+ * They are charged to the caller's memory cgroup.  Larger pools come from
+ * alloc_contig_pages(), whose memory a module cannot charge (*@charged tells which).
  */
-int nptpool_pool_reserve(u64 pages, u64 *phys, bool *charged)
+int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged)
 {
 	struct page *page;
+	unsigned int order;
 
 	if (!pages || pages > totalram_pages())
 		return -ENOMEM;
 
 	if (pages <= MAX_ORDER_NR_PAGES) {
-		void *virt = alloc_pages_exact(pages << PAGE_SHIFT,
-					       GFP_KERNEL_ACCOUNT | __GFP_ZERO |
-					       __GFP_NOWARN);
-
-		if (!virt)
+		order = get_order(pages << PAGE_SHIFT);
+		page = alloc_pages(GFP_KERNEL_ACCOUNT | __GFP_ZERO |
+				   __GFP_RETRY_MAYFAIL | __GFP_NOWARN, order);
+		if (!page)
 			return -ENOMEM;
-		page = virt_to_page(virt);
+		/* Table pages need their own refcounts: KVM counts entries in them. */
+		split_page(page, order);
+		*reserved = 1ULL << order;
 		*charged = true;
 	} else {
 		page = alloc_contig_pages(pages, GFP_KERNEL | __GFP_ZERO |
 					  __GFP_NOWARN, numa_node_id(), NULL);
 		if (!page)
 			return -ENOMEM;
+		*reserved = pages;
 		*charged = false;
 	}
 
-	mod_lruvec_page_state(page, NR_SECONDARY_PAGETABLE, pages);
+	mod_lruvec_page_state(page, NR_SECONDARY_PAGETABLE, *reserved);
 	*phys = page_to_phys(page);
 	return 0;
 }
