@@ -115,16 +115,25 @@ int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged)
 	return 0;
 }
 
-/* Only once no table of the pool is referenced: KVM has run rcu_barrier(). */
+/*
+ * Only once no table of the pool is referenced: KVM has run rcu_barrier().  The range
+ * goes back in blocks as large as its alignment allows, straight to the buddy lists:
+ * freed page by page, some pages would wait on per-CPU lists, be handed to the next
+ * small allocations and keep the block from merging.  A page someone still references
+ * is left allocated, never freed under its user.
+ */
 void nptpool_pool_release(u64 phys, u64 pages)
 {
 	struct page *page = phys_to_page(phys);
+	u64 i, referenced = 0;
+
+	for (i = 0; i < pages; i++)
+		referenced += page_count(pfn_to_page(PHYS_PFN(phys) + i)) != 1;
+	WARN_ONCE(referenced, "nptpool: %llu of %llu pool pages still referenced at release\n",
+		  referenced, pages);
 
 	mod_lruvec_page_state(page, NR_SECONDARY_PAGETABLE, -(long)pages);
-	if (pages <= MAX_ORDER_NR_PAGES)
-		free_pages_exact(phys_to_virt(phys), pages << PAGE_SHIFT);
-	else
-		free_contig_range(PHYS_PFN(phys), pages);
+	free_contig_range(PHYS_PFN(phys), pages);
 }
 
 /* For debugfs: 1 plus the live entries of a handed-out table page. */
