@@ -3,7 +3,8 @@
 # result per program, with each program's own output (and its own TAP results, if it
 # prints any) nested below as '# ' comment lines, as the kselftest runner does.
 #
-# usage: run_tests.sh [LIST]...     (default: /selftests/nptpool.list /selftests/upstream.list)
+# usage: run_tests.sh [LIST]...     (default: /selftests/nptpool.list
+#                                   /selftests/upstream-stage2.list /selftests/upstream.list)
 #
 # List lines:  NAME TIMEOUT_S COMMAND [ARGS...]     run COMMAND, fail past TIMEOUT_S
 #              skip NAME REASON...                  report NAME as skipped, with REASON
@@ -11,7 +12,7 @@
 # A program exiting 4 (KSFT_SKIP) is reported as skipped.
 # TIMEOUT_SCALE=N (environment) multiplies every timeout, for slow kernels (KASAN).
 
-[ $# -gt 0 ] || set -- /selftests/nptpool.list /selftests/upstream.list
+[ $# -gt 0 ] || set -- /selftests/nptpool.list /selftests/upstream-stage2.list /selftests/upstream.list
 for l in "$@"; do
 	[ -r "$l" ] || { echo "usage: $0 [LIST]...  ($l: not readable)" >&2; exit 2; }
 done
