@@ -387,7 +387,7 @@ def main(argv):
     ap.add_argument('--note', action='append', default=[])
     ap.add_argument('--plots', action='store_true')
     ap.add_argument('--smoke-tap', action='store_true')
-    ap.add_argument('--sizes', default='4M 16M')
+    ap.add_argument('--sizes', default='2M 8M')
     ap.add_argument('--vcpus', default='1 2 4')
     ap.add_argument('--cpus', type=int, default=4)
     args = ap.parse_args(argv[1:])

@@ -23,7 +23,7 @@ usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [
                     [-L 'LARGE_POOL_PARAMS'] [-H 'HUGETLB_POOL_PARAMS'] [-g GUEST_MODE_ID]
                     [-c CYCLES] [-T SECONDS] [-o CSV]
   -n  repetitions, each runs every configuration on both sides (default 5)
-  -b  test memory sizes, all vCPUs together (default '4M 16M')
+  -b  test memory sizes, all vCPUs together (default '2M 8M')
   -v  vCPU counts (default '1 2 4')
   -B  benchmarks (default: all of
       'kvm_page_table_test demand_paging_test fault_latency vm_create alloc_bench')
@@ -46,7 +46,7 @@ usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [
 USAGE
 }
 
-REPS=5 SIZES='4M 16M' VCPUS='1 2 4' MODE='' STOCK_ONLY=0 OUT=''
+REPS=5 SIZES='2M 8M' VCPUS='1 2 4' MODE='' STOCK_ONLY=0 OUT=''
 BENCHES='kvm_page_table_test demand_paging_test fault_latency vm_create alloc_bench'
 KO=/nptpool.ko KVMDIR=/selftests/kvm FLT=/selftests/nptpool/fault_latency_test
 LARGE='pud_pages=512 pmd_pages=16384' HUGE_POOL='pmd_pages=16384' GMODE=6 CYCLES=5 RUN_TIMEOUT=600
