@@ -3,7 +3,8 @@
 """make bench's report: samples.csv in, summary.md and the plots' data out.
 
 usage: bench_report.py [--note TEXT]... [--plots] SAMPLES_CSV OUT_DIR
-       bench_report.py --smoke-tap --sizes 'SIZES' --vcpus 'VCPUS' --cpus N SAMPLES_CSV
+       bench_report.py --smoke-tap --sizes 'SIZES' --vcpus 'VCPUS' --cpus N
+                       [--runner-status N] [--report-dir DIR] SAMPLES_CSV
 
 SAMPLES_CSV has the columns selftests/run-bench.sh writes:
     mode,side,rep,benchmark,config,metric,value,unit
@@ -12,7 +13,8 @@ nptpool/stock of the medians and of the mins; modes vhe and nvhe side by side, s
 KVM in protected mode (pkvm) as a context column.  --plots also runs gnuplot on
 scripts/bench_*.gp.  --smoke-tap prints TAP: one test per benchmark, passing when
 every expected metric of every configuration has a value on both sides (never a
-timing judgement), for make check.
+timing judgement), for make check; with --runner-status, one more for run-bench.sh's
+exit status, and with --report-dir one for the report and plots of those samples.
 """
 import argparse
 import collections
@@ -360,12 +362,13 @@ def run_gnuplot(out_dir, pd):
     return made
 
 
-def smoke_tap(summ, sizes, vcpus, cpus):
+def smoke_tap(summ, sizes, vcpus, cpus, runner_status=None, report_dir=None):
     """TAP for make check: every expected metric present on both sides, per benchmark."""
     exp = expected(sizes, vcpus, cpus)
     mode = 'vhe'
-    print(f'1..{len(exp)}')
+    print(f'1..{len(exp) + (runner_status is not None) + (report_dir is not None)}')
     failed = 0
+    n = 0
     for n, (bench, (configs, metrics)) in enumerate(exp.items(), 1):
         missing = [f'{side} {c} {m}' for c in configs for m in metrics for side in SIDES
                    if not summ.values(mode, side, bench, c, m)]
@@ -377,6 +380,25 @@ def smoke_tap(summ, sizes, vcpus, cpus):
                 print(f'# missing: {m}')
         else:
             print(f'ok {n} bench/{bench}: all {total} metrics have values on both sides')
+    if runner_status is not None:
+        n += 1
+        ok = runner_status == 0
+        failed += not ok
+        print(f'{"ok" if ok else "not ok"} {n} bench/run-bench.sh exits 0, no failed run '
+              f'(exit {runner_status})')
+    if report_dir is not None:
+        n += 1
+        try:
+            os.makedirs(report_dir, exist_ok=True)
+            write_summary(summ, report_dir, ['make check smoke run: timings mean nothing'])
+            made = run_gnuplot(report_dir, write_plot_data(summ, report_dir))
+            files = [os.path.join(report_dir, 'summary.md')] + made
+            ok = len(made) == 2 and all(os.path.getsize(f) > 0 for f in files)
+            why = ', '.join(os.path.basename(f) for f in files)
+        except (OSError, RuntimeError, ValueError) as e:
+            ok, why = False, str(e)
+        failed += not ok
+        print(f'{"ok" if ok else "not ok"} {n} bench/report: summary and plots written ({why})')
     return 1 if failed else 0
 
 
@@ -390,6 +412,8 @@ def main(argv):
     ap.add_argument('--sizes', default='2M 8M')
     ap.add_argument('--vcpus', default='1 2 4')
     ap.add_argument('--cpus', type=int, default=4)
+    ap.add_argument('--runner-status', type=int)
+    ap.add_argument('--report-dir')
     args = ap.parse_args(argv[1:])
 
     try:
@@ -400,7 +424,8 @@ def main(argv):
             print('1..1\nnot ok 1 bench/samples: unreadable')
         return 1
     if args.smoke_tap:
-        return smoke_tap(summ, args.sizes.split(), args.vcpus.split(), args.cpus)
+        return smoke_tap(summ, args.sizes.split(), args.vcpus.split(), args.cpus,
+                         args.runner_status, args.report_dir)
     if not args.out_dir:
         ap.error('OUT_DIR is required')
     os.makedirs(args.out_dir, exist_ok=True)
