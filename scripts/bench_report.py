@@ -219,12 +219,9 @@ def write_summary(summ, out_dir, notes):
                          f'{", ".join(above) if above else "none"} |')
     lines.append('')
 
-    head = '| config | metric | unit |'
-    sep = '|---|---|---|'
-    for mode in modes:
-        head += (f' {mode} stock min | {mode} stock median | {mode} nptpool min | '
-                 f'{mode} nptpool median | {mode} ratio | {mode} ratio of mins | {mode} spread |')
-        sep += '---|---|---|---|---|---|---|'
+    head = ('| config | metric | unit | mode | stock min | stock median | nptpool min | '
+            'nptpool median | ratio | ratio of mins | spread |')
+    sep = '|---|---|---|---|---|---|---|---|---|---|---|'
     if ctx:
         head += ' pkvm stock median |'
         sep += '---|'
@@ -240,17 +237,17 @@ def write_summary(summ, out_dir, notes):
             lines += [head, sep]
         unit = summ.units[(bench, metric)]
         name = metric + (' ↑' if metric in HIGHER_IS_BETTER else '')
-        row = f'| {config} | {name} | {unit} |'
-        for mode in modes:
-            st, r_med, r_min = summ.stats(mode, bench, config, metric)
-            ov = spread_overlap(st)
-            row += (f' {fmt(st["stock"][0])} | {fmt(st["stock"][1])} | {fmt(st["nptpool"][0])} | '
-                    f'{fmt(st["nptpool"][1])} | {fmt_ratio(r_med)} | {fmt_ratio(r_min)} | '
-                    f'{"–" if ov is None else ("overlap" if ov else "apart")} |')
         if ctx:
             vals = summ.values(CONTEXT_MODE, 'stock', bench, config, metric)
-            row += f' {fmt(statistics.median(vals) if vals else None)} |'
-        lines.append(row)
+            pkvm = f' {fmt(statistics.median(vals) if vals else None)} |'
+        for mode in modes or [CONTEXT_MODE]:
+            st, r_med, r_min = summ.stats(mode, bench, config, metric)
+            ov = spread_overlap(st)
+            row = (f'| {config} | {name} | {unit} | {mode} | {fmt(st["stock"][0])} | '
+                   f'{fmt(st["stock"][1])} | {fmt(st["nptpool"][0])} | {fmt(st["nptpool"][1])} | '
+                   f'{fmt_ratio(r_med)} | {fmt_ratio(r_min)} | '
+                   f'{"–" if ov is None else ("overlap" if ov else "apart")} |')
+            lines.append(row + (pkvm if ctx else ''))
     lines.append('')
 
     # Every fault of every run pooled: a steadier estimate than medians of percentiles.
