@@ -26,7 +26,7 @@ GUEST_CMD = '$(subst ','\'',$(value CMD))'
 # `make guest` knobs, passed to qemu-config/run-qemu.sh through the environment.
 export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL
 
-.PHONY: help deps kernel module lint selftests initramfs guest run test-host check check-debug bench clean
+.PHONY: help deps kernel module lint selftests initramfs guest run test-host fuzz check check-debug bench clean
 
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
@@ -69,6 +69,12 @@ run: initramfs
 ## test-host   host-side tests (no QEMU): the allocator core under cargo test, the TAP counter
 test-host:
 	@scripts/test-host.sh $(B)
+
+## fuzz        random systems against PTAllocSpec for FUZZ_SECONDS (default 600); FUZZ_SEED replays
+fuzz:
+	@cd $(CURDIR) && CARGO_TARGET_DIR=$(B)/cargo FUZZ_SECONDS=$${FUZZ_SECONDS:-600} \
+		cargo test --locked --offline -q -p ptalloc-spec --test refinement fuzz_refinement \
+		-- --ignored --nocapture
 
 ## check       deps, module + lint, host tests, guest selftests; ends with 'N passed, N failed, N skipped'
 check: lint initramfs

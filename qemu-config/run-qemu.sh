@@ -56,7 +56,9 @@ printf '%s\n' "$cmd" >"$run/cmd"
 "$kdir/usr/gen_init_cpio" "$run/list" >"$run/run.cpio"
 cat "$b/initramfs.cpio" "$run/run.cpio" >"$run/initrd"
 
-append="console=ttyAMA0 rdinit=/init panic=-1 oops=panic quiet ${KERNEL_ARGS:-}"
+# kunit.*: KUnit is built in but off by default (allnoconfig); on, nptpool.ko's suite
+# runs each time the module loads.
+append="console=ttyAMA0 rdinit=/init panic=-1 oops=panic quiet kunit.enable=1 kunit.autorun=1 ${KERNEL_ARGS:-}"
 qemu=(qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu "${QEMU_CPU:-max,pauth-impdef=on}"
 	-smp "$SMP" -m "$MEM" -display none -monitor none -serial stdio -nic none -no-reboot
 	-kernel "$image" -initrd "$run/initrd" -append "$append")

@@ -52,15 +52,19 @@ echo "== harness tests"
 	result $? "insmod under pKVM is refused with EPERM and a reason (status $rc)"
 } | tee "$out/harness.tap" | grep -v '^ok'
 
+# A KASAN kernel (make check-debug) runs guests several times slower: scale timeouts.
+scale=1
+grep -q '^CONFIG_KASAN=y' "$kdir/.config" && scale=4
+
 # guest_run NAME KERNEL_ARGS LIST...: one boot running the lists, then the kernel log
 # check; failures are shown.  The log buffer is sized so no report scrolls out of it.
 guest_run() {
 	local name=$1 args=$2 rc
 	shift 2
 	echo "== guest selftests ($name host: $*)"
-	GUEST_LOG=$out/guest-$name.log TIMEOUT=${CHECK_TIMEOUT:-2400} SMP=2 MEM=2G HUGEPAGES=64 \
-		KERNEL_ARGS="log_buf_len=8M $args" \
-		guest "/selftests/run_tests.sh $* /selftests/kernel_log.list"
+	GUEST_LOG=$out/guest-$name.log TIMEOUT=$((${CHECK_TIMEOUT:-2400} * scale)) SMP=2 MEM=2G \
+		HUGEPAGES=64 KERNEL_ARGS="log_buf_len=8M $args" \
+		guest "TIMEOUT_SCALE=$scale /selftests/run_tests.sh $* /selftests/kernel_log.list"
 	rc=$?
 	grep -E '^not ok [0-9]+ ' "$out/guest-$name.log"
 	[ $rc -eq 0 ] || echo "guest run exited $rc (log: $out/guest-$name.log)"
@@ -73,7 +77,7 @@ guest_run nvhe kvm-arm.mode=nvhe /selftests/nptpool.list
 # produced every metric on both sides and the report and plots come out.  No timing
 # is judged.
 echo "== bench smoke (VHE, 1 repetition)"
-GUEST_LOG=$out/bench-smoke.log TIMEOUT=600 SMP=2 MEM=2G HUGEPAGES=8 \
+GUEST_LOG=$out/bench-smoke.log TIMEOUT=$((600 * scale)) SMP=2 MEM=2G HUGEPAGES=8 \
 	QEMU_ACCEL=tcg,thread=single QEMU_CPU=max,pauth-impdef=on,lpa2=off \
 	guest "/selftests/run-bench.sh -M vhe -n 1 -b 1M -v '1 2' -c 1"
 rc=$?

@@ -69,4 +69,8 @@ if ! command -v bindgen >/dev/null 2>&1; then
 		--version "$BINDGEN_VERSION" bindgen-cli
 fi
 
+# The host test crates' dependencies (proptest), at the versions in Cargo.lock, so the
+# tests themselves run offline.
+(cd "$(dirname "$0")/.." && cargo fetch --locked --quiet)
+
 [ -x "$LLVM_BIN/clang" ] || { echo "deps: $LLVM_BIN/clang missing after install" >&2; exit 1; }

@@ -9,11 +9,15 @@
 #              skip NAME REASON...                  report NAME as skipped, with REASON
 #              # ...                                comment
 # A program exiting 4 (KSFT_SKIP) is reported as skipped.
+# TIMEOUT_SCALE=N (environment) multiplies every timeout, for slow kernels (KASAN).
 
 [ $# -gt 0 ] || set -- /selftests/nptpool.list /selftests/upstream.list
 for l in "$@"; do
 	[ -r "$l" ] || { echo "usage: $0 [LIST]...  ($l: not readable)" >&2; exit 2; }
 done
+
+scale=${TIMEOUT_SCALE:-1}
+case $scale in '' | *[!0-9]*) echo "$0: TIMEOUT_SCALE must be a whole number" >&2; exit 2 ;; esac
 
 entries=$(cat "$@" | grep -v '^[[:space:]]*\(#\|$\)')
 total=$(printf '%s\n' "$entries" | grep -c .)
@@ -31,6 +35,7 @@ printf '%s\n' "$entries" | {
 		echo "# $n: $name: $rest"
 		rcfile=/tmp/rc.$n
 		# shellcheck disable=SC2086 # rest is the command line from the list
+		tmo=$((tmo * scale))
 		{ timeout -s KILL "$tmo" $rest 2>&1; echo $? >"$rcfile"; } </dev/null | sed 's/^/# /'
 		rc=$(cat "$rcfile")
 		case $rc in

@@ -16,6 +16,7 @@ mod kvm;
 // are that crate's API.
 #[allow(unreachable_pub)]
 mod ptalloc;
+mod ptalloc_kunit;
 mod vm;
 
 use core::fmt;

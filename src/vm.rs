@@ -256,7 +256,10 @@ impl VmState {
                     region.name(),
                     table_page_count(phys)
                 )?;
-                phys += PAGE_SIZE;
+                let Some(after) = phys.checked_add(PAGE_SIZE) else {
+                    break;
+                };
+                phys = after;
             }
         }
         Ok(())
