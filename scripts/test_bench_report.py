@@ -68,6 +68,14 @@ class BenchReportTest(unittest.TestCase):
         self.assertEqual(bench_report.percentile(vals, 99), 99)
         self.assertEqual(bench_report.percentile([7], 99), 7)
 
+    def test_table_faults_are_the_first_page_of_each_2m_of_each_run(self):
+        runs = [list(range(1024)), list(range(1000, 2024))]    # two 4 MiB runs, in order
+        table, rest = bench_report.split_table_faults(runs[0] + runs[1], 'v1-4M')
+        self.assertEqual(table, [0, 512, 1000, 1512])
+        self.assertEqual(len(rest), 2044)
+        self.assertIsNone(bench_report.split_table_faults(runs[0], 'v2-4M'))
+        self.assertIsNone(bench_report.split_table_faults(runs[0][:-1], 'v1-4M'))
+
     def test_smoke_tap_names_what_is_missing(self):
         lines = []
         exp = bench_report.expected(['1M'], ['1'], 2)
