@@ -245,17 +245,19 @@ pair() {
 }
 
 # Enough 2 MiB huge pages for the largest hugetlb run (the QEMU host reserves them at
-# boot with HUGEPAGES; on a real host this raises nr_hugepages if it must).
+# boot with HUGEPAGES; on a real host this raises the 2 MiB pool if it must).  The 2 MiB
+# pool's own files: the default huge page size need not be 2 MiB (64K-page kernels).
 need_hugepages() {
-	local max=0 s need free total
+	local max=0 s need free total d=/sys/kernel/mm/hugepages/hugepages-2048kB
+	[ -d $d ] || { say "no 2 MiB huge pages on this kernel: hugetlb runs will fail"; return; }
 	for s in $SIZES; do [ "$(bytes "$s")" -gt $max ] && max=$(bytes "$s"); done
 	need=$(((max + (2 << 20) - 1) / (2 << 20) + 1))
-	free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
-	[ "${free:-0}" -ge $need ] && return 0
-	total=$(cat /proc/sys/vm/nr_hugepages)
-	echo $((total + need - free)) >/proc/sys/vm/nr_hugepages
-	free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
-	[ "${free:-0}" -ge $need ] || say "only ${free:-0} free 2 MiB huge pages, $need needed: hugetlb runs will fail"
+	free=$(cat $d/free_hugepages)
+	[ "$free" -ge $need ] && return 0
+	total=$(cat $d/nr_hugepages)
+	echo $((total + need - free)) >$d/nr_hugepages
+	free=$(cat $d/free_hugepages)
+	[ "$free" -ge $need ] || say "only $free free 2 MiB huge pages, $need needed: hugetlb runs will fail"
 }
 
 one_rep() {
