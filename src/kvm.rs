@@ -17,8 +17,12 @@ mod ffi {
         pub(super) fn nptpool_kvm_host_mode() -> c_int;
         pub(super) fn nptpool_kvm_register(ctx: *const c_void) -> c_int;
         pub(super) fn nptpool_kvm_unregister();
-        pub(super) fn nptpool_pool_reserve(pages: u64, phys: *mut u64, charged: *mut bool)
-            -> c_int;
+        pub(super) fn nptpool_pool_reserve(
+            pages: u64,
+            phys: *mut u64,
+            reserved: *mut u64,
+            charged: *mut bool,
+        ) -> c_int;
         pub(super) fn nptpool_pool_release(phys: u64, pages: u64);
         pub(super) fn nptpool_page_count(phys: u64) -> c_int;
     }
@@ -120,18 +124,27 @@ pub(crate) struct Reservation {
 }
 
 impl Reservation {
-    /// Reserves `pages` pages; may sleep.
+    /// Reserves at least `pages` pages (rounded up to a whole buddy block when the page
+    /// allocator serves them); may sleep.
     pub(crate) fn new(pages: u64) -> Result<Self> {
         let mut phys = 0u64;
+        let mut reserved = 0u64;
         let mut charged = false;
-        // SAFETY: both out-pointers are valid for writes for the duration of the call.
-        to_result(unsafe { ffi::nptpool_pool_reserve(pages, &mut phys, &mut charged) })?;
-        // INVARIANT: the call succeeded, so `phys`/`pages` are a live reservation.
+        // SAFETY: the out-pointers are valid for writes for the duration of the call.
+        to_result(unsafe {
+            ffi::nptpool_pool_reserve(pages, &mut phys, &mut reserved, &mut charged)
+        })?;
+        // INVARIANT: the call succeeded, so `phys`/`reserved` are a live reservation.
         Ok(Self {
             phys,
-            pages,
+            pages: reserved,
             charged,
         })
+    }
+
+    /// How many pages it holds: at least the number asked for.
+    pub(crate) fn pages(&self) -> u64 {
+        self.pages
     }
 
     /// The first page's physical address.

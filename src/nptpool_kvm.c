@@ -73,50 +73,67 @@ void nptpool_kvm_unregister(void)
 }
 
 /*
- * A zeroed, physically contiguous pool, counted in SecPageTables like stock stage-2
- * tables.  Pools that the buddy allocator can serve are charged to the caller's memory
- * cgroup; larger ones come from alloc_contig_pages(), whose memory a module cannot
- * charge (*charged tells which).
+ * A zeroed, physically contiguous pool of at least @pages pages, counted in
+ * SecPageTables like stock stage-2 tables; *@reserved is how many it holds.
+ *
+ * Pools the buddy allocator can serve are one whole block of the order that fits them:
+ * freed, the block merges again.  Trimming it to size, as alloc_pages_exact() does,
+ * hands the tail to other allocations, which then keep the block from merging when the
+ * pool goes back: every VM would break up one 4 MiB block for good, until no pool fits.
+ * They are charged to the caller's memory cgroup.  Larger pools come from
+ * alloc_contig_pages(), whose memory a module cannot charge (*@charged tells which).
  */
-int nptpool_pool_reserve(u64 pages, u64 *phys, bool *charged)
+int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged)
 {
 	struct page *page;
+	unsigned int order;
 
 	if (!pages || pages > totalram_pages())
 		return -ENOMEM;
 
 	if (pages <= MAX_ORDER_NR_PAGES) {
-		void *virt = alloc_pages_exact(pages << PAGE_SHIFT,
-					       GFP_KERNEL_ACCOUNT | __GFP_ZERO |
-					       __GFP_NOWARN);
-
-		if (!virt)
+		order = get_order(pages << PAGE_SHIFT);
+		page = alloc_pages(GFP_KERNEL_ACCOUNT | __GFP_ZERO |
+				   __GFP_RETRY_MAYFAIL | __GFP_NOWARN, order);
+		if (!page)
 			return -ENOMEM;
-		page = virt_to_page(virt);
+		/* Table pages need their own refcounts: KVM counts entries in them. */
+		split_page(page, order);
+		*reserved = 1ULL << order;
 		*charged = true;
 	} else {
 		page = alloc_contig_pages(pages, GFP_KERNEL | __GFP_ZERO |
 					  __GFP_NOWARN, numa_node_id(), NULL);
 		if (!page)
 			return -ENOMEM;
+		*reserved = pages;
 		*charged = false;
 	}
 
-	mod_lruvec_page_state(page, NR_SECONDARY_PAGETABLE, pages);
+	mod_lruvec_page_state(page, NR_SECONDARY_PAGETABLE, *reserved);
 	*phys = page_to_phys(page);
 	return 0;
 }
 
-/* Only once no table of the pool is referenced: KVM has run rcu_barrier(). */
+/*
+ * Only once no table of the pool is referenced: KVM has run rcu_barrier().  The range
+ * goes back in blocks as large as its alignment allows, straight to the buddy lists:
+ * freed page by page, some pages would wait on per-CPU lists, be handed to the next
+ * small allocations and keep the block from merging.  A page someone still references
+ * is left allocated, never freed under its user.
+ */
 void nptpool_pool_release(u64 phys, u64 pages)
 {
 	struct page *page = phys_to_page(phys);
+	u64 i, referenced = 0;
+
+	for (i = 0; i < pages; i++)
+		referenced += page_count(pfn_to_page(PHYS_PFN(phys) + i)) != 1;
+	WARN_ONCE(referenced, "nptpool: %llu of %llu pool pages still referenced at release\n",
+		  referenced, pages);
 
 	mod_lruvec_page_state(page, NR_SECONDARY_PAGETABLE, -(long)pages);
-	if (pages <= MAX_ORDER_NR_PAGES)
-		free_pages_exact(phys_to_virt(phys), pages << PAGE_SHIFT);
-	else
-		free_contig_range(PHYS_PFN(phys), pages);
+	free_contig_range(PHYS_PFN(phys), pages);
 }
 
 /* For debugfs: 1 plus the live entries of a handed-out table page. */

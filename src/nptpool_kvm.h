@@ -27,7 +27,7 @@ struct nptpool_vm_info {
 int nptpool_kvm_host_mode(void);
 int nptpool_kvm_register(const void *ctx);
 void nptpool_kvm_unregister(void);
-int nptpool_pool_reserve(u64 pages, u64 *phys, bool *charged);
+int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged);
 void nptpool_pool_release(u64 phys, u64 pages);
 int nptpool_page_count(u64 phys);
 

@@ -95,12 +95,12 @@ impl Vm {
         // A root of several concatenated pages must be aligned to its size, which
         // alloc_contig_pages() does not promise: reserve room to align it.
         let slack = pgd_pages.checked_sub(1).ok_or(EINVAL)?;
-        let reserved = pages.checked_add(slack).ok_or(ENOMEM)?;
-        let reservation = Reservation::new(reserved).inspect_err(|_| {
+        let wanted = pages.checked_add(slack).ok_or(ENOMEM)?;
+        let reservation = Reservation::new(wanted).inspect_err(|_| {
             pr_err!(
                 "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, VM creation fails with ENOMEM\n",
                 name.to_str().unwrap_or("vm"),
-                reserved.saturating_mul(PAGE_SIZE / 1024),
+                wanted.saturating_mul(PAGE_SIZE / 1024),
                 info.pid
             );
         })?;
@@ -117,7 +117,11 @@ impl Vm {
         )
         .ok_or(ENOMEM)?;
 
-        let (reserved_phys, charged) = (reservation.phys(), reservation.charged());
+        let (reserved_phys, reserved, charged) = (
+            reservation.phys(),
+            reservation.pages(),
+            reservation.charged(),
+        );
         let state = Arc::pin_init(
             pin_init!(VmState {
                 name,
