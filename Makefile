@@ -26,7 +26,7 @@ GUEST_CMD = '$(subst ','\'',$(value CMD))'
 # `make guest` knobs, passed to qemu-config/run-qemu.sh through the environment.
 export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL
 
-.PHONY: help deps kernel module lint selftests initramfs guest run test-host fuzz check check-debug clean
+.PHONY: help deps kernel module lint selftests initramfs guest run test-host fuzz check check-debug bench clean
 
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
@@ -85,6 +85,11 @@ check: lint initramfs
 check-debug:
 	+@$(MAKE) --no-print-directory check BUILD=$(B)/debug \
 		KCONFIG="qemu-config/kernel.config qemu-config/debug.config"
+
+## bench       stage-2 fault benchmarks, stock KVM vs nptpool in one boot per host mode
+##              (VHE, nVHE, pKVM stock); results/summary.md and plots; BENCH_REPS=5
+bench: initramfs
+	@scripts/bench.sh "$$(cat $(B)/kdir)" $(B)
 
 ## clean       remove ./build (the kernel cache in $(NPTPOOL_CACHE) stays)
 clean:

@@ -15,6 +15,7 @@ environment:
   NPTPOOL=1 (0: do not load nptpool.ko)  NPTPOOL_ARGS='' (insmod parameters)
   GUEST_FILES=DIR (copied to /extra in the guest)  HUGEPAGES=0 (2 MiB pages to reserve)
   GUEST_LOG=BUILD_DIR/guest.log  GUEST_QUIET=0 (1: console to the log only)
+  QEMU_CPU=max,pauth-impdef=on (-cpu)  QEMU_ACCEL='' (-accel, e.g. tcg,thread=single)
 USAGE
 }
 [ $# -eq 3 ] || { usage >&2; exit 2; }
@@ -58,9 +59,11 @@ cat "$b/initramfs.cpio" "$run/run.cpio" >"$run/initrd"
 # kunit.*: KUnit is built in but off by default (allnoconfig); on, nptpool.ko's suite
 # runs each time the module loads.
 append="console=ttyAMA0 rdinit=/init panic=-1 oops=panic quiet kunit.enable=1 kunit.autorun=1 ${KERNEL_ARGS:-}"
-qemu=(qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max,pauth-impdef=on
+qemu=(qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu "${QEMU_CPU:-max,pauth-impdef=on}"
 	-smp "$SMP" -m "$MEM" -display none -monitor none -serial stdio -nic none -no-reboot
 	-kernel "$image" -initrd "$run/initrd" -append "$append")
+# make bench picks its own: see scripts/bench.sh for why.
+[ -z "${QEMU_ACCEL:-}" ] || qemu+=(-accel "$QEMU_ACCEL")
 
 mkdir -p "$(dirname "$log")"
 set +e

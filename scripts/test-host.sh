@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Host-side tests (no QEMU, seconds): the allocator core (src/ptalloc.rs, the file the
 # module compiles) under cargo test, its refinement checks against PTAllocSpec (spec/),
-# and the TAP counter behind `make check`'s summary.
+# the TAP counter behind `make check`'s summary, and make bench's report.
 # Writes one TAP stream per suite to BUILD_DIR/check/host-*.tap and prints their summary.
 set -uo pipefail
 
@@ -25,6 +25,8 @@ grep -q '^ok' "$out/host-cargo.tap" || cat "$out/host-cargo.log" >&2
 
 python3 "$top/scripts/test_tap_summary.py" 2>"$out/host-tap.err" >"$out/host-tap.tap" ||
 	cat "$out/host-tap.err" >&2
+python3 "$top/scripts/test_bench_report.py" 2>"$out/host-bench-report.err" \
+	>"$out/host-bench-report.tap" || cat "$out/host-bench-report.err" >&2
 
 grep -h '^not ok' "$out"/host-*.tap
 python3 "$top/scripts/tap_summary.py" "$out"/host-*.tap

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Host tests of bench_report: a wrong ratio or a lost sample would misreport make bench."""
+import io
+import os
+import sys
+import tempfile
+import unittest
+from contextlib import redirect_stdout
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_report  # noqa: E402
+from test_tap_summary import TapResult  # noqa: E402
+
+HEADER = 'mode,side,rep,benchmark,config,metric,value,unit\n'
+
+
+def samples(text):
+    f = tempfile.NamedTemporaryFile('w', suffix='.csv', delete=False)
+    f.write(HEADER + text)
+    f.close()
+    try:
+        return bench_report.Summary(bench_report.read_samples(f.name))
+    finally:
+        os.unlink(f.name)
+
+
+class BenchReportTest(unittest.TestCase):
+    def test_ratio_is_nptpool_over_stock_of_medians_and_of_mins(self):
+        s = samples(''.join(f'vhe,stock,{r},fault_latency,v1-2M,p50_ns,{v},ns\n'
+                            for r, v in enumerate((100, 200, 300), 1)) +
+                    ''.join(f'vhe,nptpool,{r},fault_latency,v1-2M,p50_ns,{v},ns\n'
+                            for r, v in enumerate((50, 100, 900), 1)))
+        st, r_med, r_min = s.stats('vhe', 'fault_latency', 'v1-2M', 'p50_ns')
+        self.assertEqual(st['stock'], (100, 200, 300, 3))
+        self.assertAlmostEqual(r_med, 0.5)
+        self.assertAlmostEqual(r_min, 0.5)
+        self.assertTrue(bench_report.spread_overlap(st))
+
+    def test_a_missing_side_gives_no_ratio(self):
+        s = samples('pkvm,stock,1,vm_create,v1-2M-default_pool,vm_create_us,10,us\n')
+        _, r_med, r_min = s.stats('pkvm', 'vm_create', 'v1-2M-default_pool', 'vm_create_us')
+        self.assertIsNone(r_med)
+        self.assertIsNone(r_min)
+
+    def test_malformed_lines_are_rejected_not_skipped(self):
+        for bad in ('vhe,stock,1,b,c,m,1\n', 'vhe,both,1,b,c,m,1,ns\n', 'vhe,stock,1,b,c,m,x,ns\n',
+                    'vhe,stock,1,b,c,m,nan,ns\n'):
+            with self.assertRaises(ValueError, msg=bad):
+                samples(bad)
+
+    def test_configs_sort_by_backing_then_vcpus_then_size(self):
+        configs = ['v2-2M-anonymous', 'v1-8M-hugetlb2M', 'v1-8M-anonymous', 'v1-2M-anonymous',
+                   'v4-2M-anonymous']
+        self.assertEqual(sorted(configs, key=bench_report.config_key),
+                         ['v1-2M-anonymous', 'v1-8M-anonymous', 'v2-2M-anonymous',
+                          'v4-2M-anonymous', 'v1-8M-hugetlb2M'])
+
+    def test_per_fault_samples_are_kept_out_of_the_per_run_table(self):
+        s = samples('vhe,stock,1,fault_latency,v1-2M,fault_ns,5,ns\n'
+                    'vhe,stock,1,fault_latency,v1-2M,p50_ns,5,ns\n')
+        self.assertEqual(s.keys(), [('fault_latency', 'v1-2M', 'p50_ns')])
+        self.assertEqual(s.keys(raw=True), [('fault_latency', 'v1-2M', 'fault_ns')])
+
+    def test_nearest_rank_percentile_matches_fault_latency_test(self):
+        vals = list(range(1, 101))
+        self.assertEqual(bench_report.percentile(vals, 50), 50)
+        self.assertEqual(bench_report.percentile(vals, 99), 99)
+        self.assertEqual(bench_report.percentile([7], 99), 7)
+
+    def test_table_faults_are_the_first_page_of_each_2m_of_each_run(self):
+        runs = [list(range(1024)), list(range(1000, 2024))]    # two 4 MiB runs, in order
+        table, rest = bench_report.split_table_faults(runs[0] + runs[1], 'v1-4M')
+        self.assertEqual(table, [0, 512, 1000, 1512])
+        self.assertEqual(len(rest), 2044)
+        self.assertIsNone(bench_report.split_table_faults(runs[0], 'v2-4M'))
+        self.assertIsNone(bench_report.split_table_faults(runs[0][:-1], 'v1-4M'))
+
+    def test_smoke_tap_names_what_is_missing(self):
+        lines = []
+        exp = bench_report.expected(['1M'], ['1'], 2)
+        for bench, (configs, metrics) in exp.items():
+            for c in configs:
+                for m in metrics:
+                    for side in bench_report.SIDES:
+                        if (bench, side) != ('vm_create', 'nptpool'):
+                            lines.append(f'vhe,{side},1,{bench},{c},{m},1,x\n')
+        s = samples(''.join(lines))
+        out = io.StringIO()
+        with redirect_stdout(out):
+            rc = bench_report.smoke_tap(s, ['1M'], ['1'], 2, runner_status=0)
+        text = out.getvalue()
+        self.assertEqual(rc, 1)
+        self.assertIn('1..6', text)
+        self.assertIn('not ok 4 bench/vm_create', text)
+        self.assertIn('# missing: nptpool v1-1M-default_pool vm_create_us', text)
+        self.assertIn('ok 5 bench/alloc_bench', text)
+        self.assertIn('ok 6 bench/run-bench.sh', text)
+
+    def test_summary_has_targets_and_the_pkvm_context_column(self):
+        s = samples('vhe,stock,1,fault_latency,v1-2M,p99_ns,200,ns\n'
+                    'vhe,nptpool,1,fault_latency,v1-2M,p99_ns,300,ns\n'
+                    'pkvm,stock,1,fault_latency,v1-2M,p99_ns,400,ns\n')
+        with tempfile.TemporaryDirectory() as d:
+            text = bench_report.write_summary(s, d, ['a note'])
+        self.assertIn('| fault_latency p99_ns | vhe | 1 | 1.50 | 1.50 | v1-2M (1.50) |', text)
+        self.assertIn('pkvm stock median', text)
+        self.assertIn('| v1-2M | p99_ns | ns | vhe | 200 | 200 | 300 | 300 | 1.50 | 1.50 | apart | 400 |',
+                      text)
+
+
+if __name__ == '__main__':
+    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+    print(f'1..{suite.countTestCases()}')
+    result = unittest.TextTestRunner(resultclass=TapResult, stream=sys.stderr,
+                                     verbosity=0).run(suite)
+    sys.exit(0 if result.wasSuccessful() else 1)

@@ -1,0 +1,306 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# run-bench.sh: stage-2 fault benchmarks, stock KVM against nptpool, on this KVM host.
+#
+# Every configuration runs as a pair, stock (nptpool unloaded) and nptpool (loaded), the
+# order of each pair alternating between consecutive pairs and between repetitions
+# (ABBA), so that drift over the run (caches, memory fragmentation, a busy machine)
+# lands on both sides alike.  One CSV line per raw sample:
+#     mode,side,rep,benchmark,config,metric,value,unit
+# on stdout behind the marker 'NPTBENCH,' (so console noise cannot pass for a sample),
+# and, with -o, into a plain CSV file.  Progress lines start with 'run-bench:'.
+#
+# Runs inside the QEMU test host (make bench, make check) and on a real arm64 KVM host
+# (as root, with nptpool.ko built for the running kernel; see README.md, Benchmark).
+# Nothing here judges a time: a failing run is reported and the exit status says so.
+
+set -u
+
+usage() {
+	cat <<USAGE
+usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [-M MODE] [-S]
+                    [-k NPTPOOL_KO] [-t KVM_SELFTESTS_DIR] [-f FAULT_LATENCY_TEST]
+                    [-L 'LARGE_POOL_PARAMS'] [-H 'HUGETLB_POOL_PARAMS'] [-g GUEST_MODE_ID]
+                    [-c CYCLES] [-T SECONDS] [-o CSV]
+  -n  repetitions, each runs every configuration on both sides (default 5)
+  -b  test memory sizes, all vCPUs together (default '2M 8M')
+  -v  vCPU counts (default '1 2 4')
+  -B  benchmarks (default: all of
+      'kvm_page_table_test demand_paging_test fault_latency vm_create alloc_bench')
+  -M  host mode label for the CSV: vhe, nvhe, pkvm (default: from the kernel log)
+  -S  stock only: never load nptpool (pKVM, where it cannot load)
+  -k  nptpool.ko (default /nptpool.ko)
+  -t  directory of the built upstream KVM selftests (default /selftests/kvm)
+  -f  our fault_latency_test binary (default /selftests/nptpool/fault_latency_test)
+  -L  nptpool parameters of the large pool for vm_create
+      (default 'pud_pages=512 pmd_pages=16384': 66 MiB, from alloc_contig_pages)
+  -H  nptpool parameters for kvm_page_table_test with hugetlb backing (default
+      'pmd_pages=16384'): splitting blocks under dirty logging with several vCPUs
+      racing costs a pool page per lost race, thousands under emulation, so the
+      default pool runs out (README.md, Benchmark)
+  -g  guest mode ID for the upstream tests (default 6: 40-bit IPA, 4K pages, the
+      mode fault_latency_test uses)
+  -c  VMs created and destroyed per vm_create run (default 5)
+  -T  seconds before one run counts as hung (default 600)
+  -o  also write the samples, with a header line, to this CSV file
+USAGE
+}
+
+REPS=5 SIZES='2M 8M' VCPUS='1 2 4' MODE='' STOCK_ONLY=0 OUT=''
+BENCHES='kvm_page_table_test demand_paging_test fault_latency vm_create alloc_bench'
+KO=/nptpool.ko KVMDIR=/selftests/kvm FLT=/selftests/nptpool/fault_latency_test
+LARGE='pud_pages=512 pmd_pages=16384' HUGE_POOL='pmd_pages=16384' GMODE=6 CYCLES=5 RUN_TIMEOUT=600
+while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:T:o: opt; do
+	case $opt in
+	n) REPS=$OPTARG ;;
+	b) SIZES=$OPTARG ;;
+	v) VCPUS=$OPTARG ;;
+	B) BENCHES=$OPTARG ;;
+	M) MODE=$OPTARG ;;
+	S) STOCK_ONLY=1 ;;
+	k) KO=$OPTARG ;;
+	t) KVMDIR=$OPTARG ;;
+	f) FLT=$OPTARG ;;
+	L) LARGE=$OPTARG ;;
+	H) HUGE_POOL=$OPTARG ;;
+	g) GMODE=$OPTARG ;;
+	c) CYCLES=$OPTARG ;;
+	T) RUN_TIMEOUT=$OPTARG ;;
+	o) OUT=$OPTARG ;;
+	h) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
+[ $# -eq $((OPTIND - 1)) ] || { usage >&2; exit 2; }
+
+say() { echo "run-bench: $*"; }
+die() { say "error: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (loads and unloads nptpool, reads debugfs)"
+[ -c /dev/kvm ] || die "no /dev/kvm"
+for b in $BENCHES; do
+	case $b in
+	kvm_page_table_test | demand_paging_test) [ -x "$KVMDIR/$b" ] || die "no $KVMDIR/$b (-t)" ;;
+	fault_latency | vm_create) [ -x "$FLT" ] || die "no $FLT (-f)" ;;
+	alloc_bench) ;;
+	*) die "unknown benchmark $b" ;;
+	esac
+done
+[ "$STOCK_ONLY" = 1 ] || [ -r "$KO" ] || die "no $KO (-k), or -S for stock only"
+
+# The mode column: the host mode KVM announced at boot.
+if [ -z "$MODE" ]; then
+	case $(dmesg 2>/dev/null | grep -E 'mode initialized successfully' | tail -n 1) in
+	*Protected*) MODE=pkvm ;;
+	*nVHE*) MODE=nvhe ;;
+	*VHE*) MODE=vhe ;;
+	*) die "cannot tell the KVM host mode from the kernel log; give -M" ;;
+	esac
+fi
+
+tmp=$(mktemp -d /tmp/run-bench.XXXXXX) || die "mktemp"
+trap 'rm -rf "$tmp"' EXIT
+[ -z "$OUT" ] || echo 'mode,side,rep,benchmark,config,metric,value,unit' >"$OUT" ||
+	die "cannot write $OUT"
+
+# SIZE (4M, 16K, 1G or bytes) in bytes.
+bytes() {
+	case $1 in
+	*[kK]) echo $((${1%?} << 10)) ;;
+	*[mM]) echo $((${1%?} << 20)) ;;
+	*[gG]) echo $((${1%?} << 30)) ;;
+	*) echo $(($1)) ;;
+	esac
+}
+
+# --- the module: a run's side is whether nptpool is loaded when its VMs are created.
+[ -d /sys/kernel/debug/nptpool ] || [ -d /sys/kernel/debug/kvm ] ||
+	mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+was_loaded=0
+[ -d /sys/module/nptpool ] && was_loaded=1
+loaded=none	# parameters nptpool was loaded with by us; none: not loaded
+
+use_stock() {
+	[ -d /sys/module/nptpool ] || { loaded=none; return 0; }
+	rmmod nptpool || die "rmmod nptpool failed: is a VM still using a pool?"
+	loaded=none
+}
+
+use_pool() {	# $1: insmod parameters, '' for the defaults
+	[ "$loaded" = "p:$1" ] && [ -d /sys/module/nptpool ] && return 0
+	use_stock
+	# shellcheck disable=SC2086 # a list of param=value words
+	insmod "$KO" $1 || die "insmod $KO $1 failed"
+	loaded="p:$1"
+}
+
+restore_module() {
+	if [ "$STOCK_ONLY" = 1 ]; then return 0; fi
+	if [ "$was_loaded" = 1 ]; then use_pool ''; else use_stock; fi
+}
+
+# --- samples
+failures=0
+# emit SIDE BENCH CONFIG < lines 'METRIC,VALUE,UNIT'
+emit() {
+	sed "s/^/$MODE,$1,$rep,$2,$3,/" >"$tmp/samples"
+	[ -z "$OUT" ] || cat "$tmp/samples" >>"$OUT"
+	sed 's/^/NPTBENCH,/' "$tmp/samples"
+}
+
+# run SIDE BENCH CONFIG PARSER COMMAND...: run it, turn its output into samples.
+run() {
+	local side=$1 bench=$2 config=$3 parser=$4 rc
+	shift 4
+	timeout -s KILL "$RUN_TIMEOUT" "$@" >"$tmp/out" 2>&1 </dev/null
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		failures=$((failures + 1))
+		echo "NPTBENCH-ERROR,$MODE,$side,$rep,$bench,$config,exit $rc: $*"
+		sed 's/^/run-bench:   | /' "$tmp/out" | tail -n 15
+		return
+	fi
+	awk "$parser" "$tmp/out" | emit "$side" "$bench" "$config"
+}
+
+# Parsers: awk programs printing METRIC,VALUE,UNIT.
+P_KPT='/_MAPPINGS: total execution time:/ {
+	m = $1; sub(/:$/, "", m); v = $5; sub(/s$/, "", v); printf "%s,%.3f,ms\n", m, v * 1000 }'
+P_DP='/Per-vcpu demand paging rate:/ { printf "per_vcpu_rate,%.1f,pages/s\n", $5 }
+      /Overall demand paging rate:/ { printf "overall_rate,%.1f,pages/s\n", $5 }'
+P_FLT='/^bench: / && $2 != "faults" { printf "%s,%s,%s\n", $2, $3, $4 }'
+
+# --- one function per benchmark: SIDE then its configuration.
+b_kpt() {	# SIDE SRC VCPUS SIZE
+	local name=anonymous
+	[ "$2" = anonymous ] || name=hugetlb2M
+	run "$1" kvm_page_table_test "v$3-$4-$name" "$P_KPT" \
+		"$KVMDIR/kvm_page_table_test" -m "$GMODE" -s "$2" -v "$3" -b "$(bytes "$4")"
+}
+
+b_dp() {	# SIDE VCPUS SIZE: demand_paging_test's -b is per vCPU
+	run "$1" demand_paging_test "v$2-$3" "$P_DP" \
+		"$KVMDIR/demand_paging_test" -m "$GMODE" -v "$2" -b $(($(bytes "$3") / $2))
+}
+
+b_fault() {	# SIDE VCPUS SIZE
+	run "$1" fault_latency "v$2-$3" "$P_FLT" "$FLT" -m latency -r -v "$2" -b "$(bytes "$3")"
+}
+
+b_create() {	# SIDE POOL VCPUS SIZE
+	run "$1" vm_create "v$3-$4-$2_pool" "$P_FLT" \
+		"$FLT" -m create -n "$CYCLES" -v "$3" -b "$(bytes "$4")"
+}
+
+# alloc_bench: nptpool's debugfs times its bump allocator under the VM lock (nptpool
+# side) and the zeroed page allocation of KVM's stock memcache (stock side) in one read;
+# first on one CPU, then on every CPU at once, each reader pinned to its own CPU.
+alloc_emit() {	# CONFIG FILE
+	awk -v want=ptalloc_alloc_ns '$1 == want && $2 ~ /^[0-9]+$/ { print "alloc_ns," $2 ",ns" }' "$2" |
+		emit nptpool alloc_bench "$1"
+	awk -v want=memcache_alloc_ns '$1 == want && $2 ~ /^[0-9]+$/ { print "alloc_ns," $2 ",ns" }' "$2" |
+		emit stock alloc_bench "$1"
+	grep -q '^ptalloc_alloc_ns [0-9]' "$2" && grep -q '^memcache_alloc_ns [0-9]' "$2" || {
+		failures=$((failures + 1))
+		echo "NPTBENCH-ERROR,$MODE,nptpool,$rep,alloc_bench,$1,unexpected: $(tr '\n' ' ' <"$2")"
+	}
+}
+
+b_alloc() {
+	local f=/sys/kernel/debug/nptpool/alloc_bench ncpu cpu
+	[ -r "$f" ] || { say "no $f in this nptpool.ko: alloc_bench skipped"; return; }
+	ncpu=$(nproc)
+	cat "$f" >"$tmp/alloc.solo"
+	alloc_emit 1cpu "$tmp/alloc.solo"
+	for cpu in $(seq 0 $((ncpu - 1))); do
+		if command -v taskset >/dev/null; then
+			taskset -c "$cpu" cat "$f" >"$tmp/alloc.$cpu" &
+		else
+			cat "$f" >"$tmp/alloc.$cpu" &
+		fi
+	done
+	wait
+	for cpu in $(seq 0 $((ncpu - 1))); do
+		alloc_emit "${ncpu}cpus" "$tmp/alloc.$cpu"
+	done
+}
+
+# pair POOL_PARAMS FUNCTION ARGS...: the configuration on both sides, in this pair's
+# order; the function gets the side first.
+pairno=0
+pair() {
+	local params=$1 fn=$2 order side
+	shift 2
+	if [ $(((rep + pairno) % 2)) -eq 1 ]; then order='stock nptpool'; else order='nptpool stock'; fi
+	pairno=$((pairno + 1))
+	for side in $order; do
+		if [ $side = stock ]; then
+			use_stock
+		else
+			[ "$STOCK_ONLY" = 1 ] && continue
+			use_pool "$params"
+		fi
+		$fn $side "$@"
+	done
+}
+
+# Enough 2 MiB huge pages for the largest hugetlb run (the QEMU host reserves them at
+# boot with HUGEPAGES; on a real host this raises the 2 MiB pool if it must).  The 2 MiB
+# pool's own files: the default huge page size need not be 2 MiB (64K-page kernels).
+need_hugepages() {
+	local max=0 s need free total d=/sys/kernel/mm/hugepages/hugepages-2048kB
+	[ -d $d ] || { say "no 2 MiB huge pages on this kernel: hugetlb runs will fail"; return; }
+	for s in $SIZES; do [ "$(bytes "$s")" -gt $max ] && max=$(bytes "$s"); done
+	need=$(((max + (2 << 20) - 1) / (2 << 20) + 1))
+	free=$(cat $d/free_hugepages)
+	[ "$free" -ge $need ] && return 0
+	total=$(cat $d/nr_hugepages)
+	echo $((total + need - free)) >$d/nr_hugepages
+	free=$(cat $d/free_hugepages)
+	[ "$free" -ge $need ] || say "only $free free 2 MiB huge pages, $need needed: hugetlb runs will fail"
+}
+
+one_rep() {
+	local b src v s pool
+	pairno=0
+	for b in $BENCHES; do
+		case $b in
+		kvm_page_table_test)
+			for v in $VCPUS; do for s in $SIZES; do pair '' b_kpt anonymous $v $s; done; done
+			for v in $VCPUS; do
+				for s in $SIZES; do pair "$HUGE_POOL" b_kpt anonymous_hugetlb_2mb $v $s; done
+			done ;;
+		demand_paging_test)
+			for v in $VCPUS; do for s in $SIZES; do pair '' b_dp $v $s; done; done ;;
+		fault_latency)
+			for v in $VCPUS; do for s in $SIZES; do pair '' b_fault $v $s; done; done ;;
+		vm_create)
+			for pool in default large; do
+				local params=''
+				[ $pool = default ] || params=$LARGE
+				for v in $VCPUS; do for s in $SIZES; do pair "$params" b_create $pool $v $s; done; done
+			done ;;
+		alloc_bench)
+			[ "$STOCK_ONLY" = 1 ] || { use_pool ''; b_alloc; } ;;
+		esac
+		say "repetition $rep: $b done at $(($(cut -d. -f1 /proc/uptime) - start)) s"
+	done
+}
+
+case " $BENCHES " in *" kvm_page_table_test "*) need_hugepages ;; esac
+say "mode $MODE, $REPS repetitions, sizes $SIZES, vCPUs $VCPUS, $(nproc) CPUs"
+say "benchmarks: $BENCHES"
+start=$(cut -d. -f1 /proc/uptime)
+# An untimed warm-up: the first VM of a boot pays for cold caches on whichever side
+# came first.
+rep=0
+[ -x "$FLT" ] && { use_stock; "$FLT" -v 1 -b 1M >/dev/null 2>&1; }
+rep=1
+while [ $rep -le "$REPS" ]; do
+	one_rep
+	say "repetition $rep of $REPS done at $(($(cut -d. -f1 /proc/uptime) - start)) s"
+	rep=$((rep + 1))
+done
+restore_module
+say "done: $failures failed runs, $(($(cut -d. -f1 /proc/uptime) - start)) s"
+[ $failures -eq 0 ]
