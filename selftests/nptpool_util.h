@@ -183,15 +183,18 @@ static inline bool vm_halted(const struct pool *p)
 
 /*
  * Create a VM whose guest touches `count` pages `stride` pages apart in a memslot of
- * `slot_pages` at the top of the IPA space; find its pool in debugfs.
+ * `slot_pages` at the top of the IPA space; find its pool in debugfs.  Touches far apart
+ * need a guest page table each: `pt_pages` more of them than the library budgets.
  */
-static inline void vm_setup_shape(struct vm_under_test *t, struct vm_shape shape, u64 slot_pages,
-			   u64 count, u64 stride)
+static inline void vm_setup_pt(struct vm_under_test *t, struct vm_shape shape, u64 slot_pages,
+			       u64 count, u64 stride, u64 pt_pages)
 {
 	long before = newest_vm_id(NULL, 0);
 	u64 psz, i;
 
-	t->vm = vm_create_shape_with_one_vcpu(shape, &t->vcpu, guest_touch);
+	/* The library sizes memslot 0 for the page tables of its "extra" memory. */
+	t->vm = __vm_create_shape_with_one_vcpu(shape, &t->vcpu, pt_pages * 512 / 2,
+						guest_touch);
 	psz = t->vm->page_size;
 	t->count = count;
 	t->stride = stride * psz;
@@ -205,6 +208,12 @@ static inline void vm_setup_shape(struct vm_under_test *t, struct vm_shape shape
 	TEST_ASSERT(newest_vm_id(t->pool.dir, sizeof(t->pool.dir)) > before,
 		    "no nptpool debugfs directory for the new VM");
 	read_pool(&t->pool);
+}
+
+static inline void vm_setup_shape(struct vm_under_test *t, struct vm_shape shape, u64 slot_pages,
+				  u64 count, u64 stride)
+{
+	vm_setup_pt(t, shape, slot_pages, count, stride, 0);
 }
 
 static inline void vm_setup(struct vm_under_test *t, u64 slot_pages, u64 count, u64 stride)

@@ -23,8 +23,6 @@
  *                ENOMEM, the guest runs or its VMM is OOM-killed; never a halt
  *   -m ipa       a VM of every IPA size, and types KVM must refuse: the start level and
  *                root size nptpool sees are KVM's, and a guest's stores reach memory
- *   -m create    one VM; -o lists the allowed outcomes: run, nomem (KVM_CREATE_VM fails
- *                with ENOMEM and nptpool's line), halt (KVM_RUN fails ENOMEM, then EIO)
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -36,6 +34,7 @@
 #include <time.h>
 
 #include "nptpool_util.h"
+#include "raw_vm.h"
 
 #define FAIL_PAGE_ALLOC	"/sys/kernel/debug/fail_page_alloc"
 #define FAILSLAB	"/sys/kernel/debug/failslab"
@@ -972,29 +971,6 @@ static void test_pressure(u64 npages)
 	close(kmsg);
 }
 
-/*
- * A VM of every IPA size, built by hand (the library's guest modes cover four sizes): the
- * guest runs with its MMU off, stores a value into `count` pages 2 MiB apart at the top
- * of the IPA space, then writes to an unmapped address for an MMIO exit.
- */
-static const u32 raw_guest_code[] = {
-	0xf9000023,	/* 0: str  x3, [x1]     */
-	0x8b040021,	/*    add  x1, x1, x4   */
-	0xf1000442,	/*    subs x2, x2, #1   */
-	0x54ffffa1,	/*    b.ne 0            */
-	0xf90000a3,	/*    str  x3, [x5]     */
-	0x14000000,	/*    b    .            */
-};
-
-/*
- * At VBAR_EL1 (0 after reset) + 0x200..0x380, the vectors of an exception taken from EL1:
- * an MMIO write of 0 instead of the magic value tells the test the guest faulted.
- */
-static const u32 raw_guest_vector[] = {
-	0xf90000bf,	/* str xzr, [x5] */
-	0x14000000,	/* b   .         */
-};
-
 /* KVM's stage-2 shape for an IPA size with 4 KiB pages (kvm_get_vtcr(), kvm_pgd_pages()). */
 static void expected_shape(unsigned int ipa, int *start_level, u64 *root_pages)
 {
@@ -1008,78 +984,35 @@ static void expected_shape(unsigned int ipa, int *start_level, u64 *root_pages)
 	*root_pages = ipa > root_bits ? 1UL << (ipa - root_bits) : 1;
 }
 
-static int set_core_reg(int vcpu, u64 id, u64 val)
-{
-	struct kvm_one_reg reg = { .id = id, .addr = (u64)&val };
-
-	return ioctl(vcpu, KVM_SET_ONE_REG, &reg);
-}
-
-/* One raw VM of `ipa` bits; whether it ran and its pool looks as it must. */
+/*
+ * One VM of `ipa` bits, built by hand (raw_vm.h; the library's guest modes cover four
+ * sizes), whose guest stores to 8 pages 2 MiB apart at the top of the IPA space; whether
+ * it ran and its pool looks as it must.
+ */
 static bool raw_ipa_vm(unsigned int ipa)
 {
-	const u64 count = 8, data_size = count * BLOCK_SIZE, magic = 0x6e7074706f6f6cUL;
-	u64 data_gpa = (1UL << ipa) - data_size, mmio = data_gpa - 4096, root_pages, i;
-	struct kvm_userspace_memory_region code_slot, data_slot;
-	struct kvm_vcpu_init init;
-	int kvm, vm, vcpu, want_level, bad = 0;
-	u64 live[NR_REGIONS];
-	struct kvm_run *run;
-	long mmap_sz;
+	const u64 count = 8, size = count * BLOCK_SIZE;
+	u64 live[NR_REGIONS], root_pages;
+	struct raw_vm r;
 	struct pool p;
-	u8 *code, *data;
+	int want_level, err;
 	bool ok;
 
-	kvm = open_kvm_dev_path_or_exit();
-	vm = ioctl(kvm, KVM_CREATE_VM, KVM_VM_TYPE_ARM_IPA_SIZE(ipa));
-	TEST_ASSERT(vm >= 0, "KVM_CREATE_VM(%u-bit IPA): %s", ipa, strerror(errno));
+	err = raw_vm_create(&r, KVM_VM_TYPE_ARM_IPA_SIZE(ipa));
+	TEST_ASSERT(!err, "KVM_CREATE_VM(%u-bit IPA): %s", ipa, strerror(err));
 	TEST_ASSERT(newest_vm_id(p.dir, sizeof(p.dir)) >= 0, "no pool for the %u-bit VM", ipa);
-
-	code = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	data = mmap(NULL, data_size, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	TEST_ASSERT(code != MAP_FAILED && data != MAP_FAILED, "mmap");
-	memcpy(code, raw_guest_code, sizeof(raw_guest_code));
-	for (i = 0x200; i < 0x400; i += 0x80)
-		memcpy(code + i, raw_guest_vector, sizeof(raw_guest_vector));
-	code_slot = (struct kvm_userspace_memory_region){
-		.slot = 0, .guest_phys_addr = 0, .memory_size = 4096, .userspace_addr = (u64)code };
-	data_slot = (struct kvm_userspace_memory_region){
-		.slot = 1, .guest_phys_addr = data_gpa, .memory_size = data_size,
-		.userspace_addr = (u64)data };
-	TEST_ASSERT(!ioctl(vm, KVM_SET_USER_MEMORY_REGION, &code_slot) &&
-		    !ioctl(vm, KVM_SET_USER_MEMORY_REGION, &data_slot),
-		    "memslots of the %u-bit VM: %s", ipa, strerror(errno));
-
-	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
-	TEST_ASSERT(vcpu >= 0, "KVM_CREATE_VCPU: %s", strerror(errno));
-	mmap_sz = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, NULL);
-	run = mmap(NULL, mmap_sz, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-	TEST_ASSERT(run != MAP_FAILED, "mmap kvm_run");
-	TEST_ASSERT(!ioctl(vm, KVM_ARM_PREFERRED_TARGET, &init) &&
-		    !ioctl(vcpu, KVM_ARM_VCPU_INIT, &init), "vCPU init: %s", strerror(errno));
-	TEST_ASSERT(!set_core_reg(vcpu, ARM64_CORE_REG(regs.pc), 0) &&
-		    !set_core_reg(vcpu, ARM64_CORE_REG(regs.regs[1]), data_gpa) &&
-		    !set_core_reg(vcpu, ARM64_CORE_REG(regs.regs[2]), count) &&
-		    !set_core_reg(vcpu, ARM64_CORE_REG(regs.regs[3]), magic) &&
-		    !set_core_reg(vcpu, ARM64_CORE_REG(regs.regs[4]), BLOCK_SIZE) &&
-		    !set_core_reg(vcpu, ARM64_CORE_REG(regs.regs[5]), mmio),
-		    "vCPU registers: %s", strerror(errno));
-
-	ok = !ioctl(vcpu, KVM_RUN, NULL);
+	err = raw_vm_setup(&r, (1UL << ipa) - size, size, count, BLOCK_SIZE);
+	TEST_ASSERT(!err, "setting up the %u-bit VM: %s", ipa, strerror(err));
+	err = raw_vm_run(&r);
+	ok = !err && raw_vm_done(&r);
 	if (!ok)
-		ksft_print_msg("%u-bit IPA: KVM_RUN: %s\n", ipa, strerror(errno));
-	ok = ok && run->exit_reason == KVM_EXIT_MMIO && run->mmio.phys_addr == mmio &&
-	     run->mmio.is_write && !memcmp(run->mmio.data, &magic, sizeof(magic));
-	for (i = 0; i < count; i++)
-		bad += *(u64 *)(data + i * BLOCK_SIZE) != magic;
-	if (bad || !ok)
-		ksft_print_msg("%u-bit IPA: exit reason %u, MMIO at 0x%llx of 0x%lx (0: the guest took an exception), %d stores missing\n",
-			       ipa, run->exit_reason, run->mmio.phys_addr, *(u64 *)run->mmio.data, bad);
+		ksft_print_msg("%u-bit IPA: KVM_RUN %s, exit reason %u, MMIO at 0x%llx of 0x%lx (0: the guest took an exception)\n",
+			       ipa, err ? strerror(err) : "returned", r.run->exit_reason,
+			       r.run->mmio.phys_addr, *(u64 *)r.run->mmio.data);
 
 	read_pool(&p);
 	expected_shape(ipa, &want_level, &root_pages);
-	ok = ok && !bad && tables_in_regions(&p, live);
+	ok = ok && tables_in_regions(&p, live);
 	ok = ok && start_level(&p) == want_level && p.pages[PGD] == root_pages &&
 	     live[PGD] == root_pages;
 	/* Tables one level below the root come from the pud region, deeper ones from pmd. */
@@ -1087,13 +1020,7 @@ static bool raw_ipa_vm(unsigned int ipa)
 	ksft_print_msg("%u-bit IPA: start level %d, root %lu pages (KVM: %d, %lu); tables handed out: pud %lu, pmd %lu\n",
 		       ipa, start_level(&p), p.pages[PGD], want_level, root_pages, p.used[PUD],
 		       p.used[PMD]);
-
-	munmap(run, mmap_sz);
-	close(vcpu);
-	close(vm);
-	close(kvm);
-	munmap(code, 4096);
-	munmap(data, data_size);
+	raw_vm_destroy(&r);
 	return ok;
 }
 
@@ -1135,71 +1062,11 @@ static void test_ipa_all(void)
 	}
 }
 
-#define OUTCOME_RUN	1
-#define OUTCOME_NOMEM	2
-#define OUTCOME_HALT	4
-
-static int parse_outcomes(const char *s)
-{
-	int o = 0;
-
-	o |= strstr(s, "run") ? OUTCOME_RUN : 0;
-	o |= strstr(s, "nomem") ? OUTCOME_NOMEM : 0;
-	o |= strstr(s, "halt") ? OUTCOME_HALT : 0;
-	TEST_ASSERT(o, "-o takes run, nomem and/or halt, comma-separated");
-	return o;
-}
-
-static void test_create(int allowed)
-{
-	struct counters base, now;
-	struct vm_under_test t;
-	char line[512];
-	int fd, kmsg, err, got;
-
-	ksft_set_plan(2);
-	read_counters(&base);
-	kmsg = kmsg_open();
-	fd = create_vm_raw(0);
-	if (fd < 0) {
-		err = errno;
-		ksft_print_msg("KVM_CREATE_VM: %s\n", strerror(err));
-		got = err == ENOMEM && reserve_failure_logged(kmsg, getpid(), line, sizeof(line)) ?
-		      OUTCOME_NOMEM : 0;
-		if (got)
-			ksft_print_msg("dmesg: %s\n", line);
-	} else {
-		close(fd);
-		vm_setup(&t, 512, 16, 32);
-		dump_pool(&t.pool, "created");
-		err = vm_run(&t);
-		if (!err) {
-			got = OUTCOME_RUN;
-		} else {
-			int again = vm_run(&t);
-
-			read_pool(&t.pool);
-			dump_pool(&t.pool, "after KVM_RUN failed");
-			ksft_print_msg("KVM_RUN: %s, then %s\n", strerror(err), strerror(again));
-			got = err == ENOMEM && again == EIO && vm_halted(&t.pool) ? OUTCOME_HALT : 0;
-		}
-		kvm_vm_free(t.vm);
-	}
-	ksft_test_result(got & allowed, "the VM %s\n",
-			 got == OUTCOME_RUN ? "got its pool and ran" :
-			 got == OUTCOME_NOMEM ? "was refused with ENOMEM and nptpool's line" :
-			 got == OUTCOME_HALT ? "halted: KVM_RUN failed with ENOMEM, then EIO" :
-			 "did something else");
-	read_counters(&now);
-	ksft_test_result(counters_equal(&now, &base), "nptpool's counters are back\n");
-	close(kmsg);
-}
-
 static void usage(const char *name)
 {
 	printf("usage: %s [-h] -m MODE [-e] [-k kill|close] [-r rounds] [-c vms] [-p procs]\n"
-	       "       [-v vcpus] [-t seconds] [-n pages] [-o outcomes]\n", name);
-	printf(" -m: inject, failnth, split, kill, storm, reload, pressure, ipa or create,\n"
+	       "       [-v vcpus] [-t seconds] [-n pages]\n", name);
+	printf(" -m: inject, failnth, split, kill, storm, reload, pressure or ipa,\n"
 	       "     see the head of pool_fault_test.c\n");
 	printf(" -e: with -m split, eager splitting\n");
 	printf(" -k: with -m kill, SIGKILL the VMM (kill, default) or close its VM's fds (close)\n");
@@ -1209,18 +1076,16 @@ static void usage(const char *name)
 	printf(" -v: vCPUs per VM of -m kill and -m storm (default 4)\n");
 	printf(" -t: seconds: bound of -m storm (default 120), length of -m reload (default 20)\n");
 	printf(" -n: pages the guest of -m pressure touches (default 8192)\n");
-	printf(" -o: outcomes -m create allows: run,nomem,halt (default run)\n");
 }
 
 int main(int argc, char *argv[])
 {
 	int rounds = 6, nvms = -1, nprocs = 3, nvcpus = 4, seconds = -1, opt;
-	int outcomes = OUTCOME_RUN;
 	bool eager = false, close_fds = false;
 	const char *mode = NULL;
 	u64 npages = 8192;
 
-	while ((opt = getopt(argc, argv, "hm:ek:r:c:p:v:t:n:o:")) != -1) {
+	while ((opt = getopt(argc, argv, "hm:ek:r:c:p:v:t:n:")) != -1) {
 		switch (opt) {
 		case 'm':
 			mode = optarg;
@@ -1248,9 +1113,6 @@ int main(int argc, char *argv[])
 			break;
 		case 'n':
 			npages = atoi_positive("Number of pages", optarg);
-			break;
-		case 'o':
-			outcomes = parse_outcomes(optarg);
 			break;
 		case 'h':
 			usage(argv[0]);
@@ -1284,8 +1146,6 @@ int main(int argc, char *argv[])
 		test_pressure(npages);
 	else if (!strcmp(mode, "ipa"))
 		test_ipa_all();
-	else if (!strcmp(mode, "create"))
-		test_create(outcomes);
 	else
 		ksft_exit_fail_msg("unknown mode %s\n", mode);
 	ksft_finished();

@@ -7,7 +7,8 @@
  *               the root fills the pgd region; the pools of two live VMs are disjoint
  *   -m exhaust  (module loaded with a small pud_pages or pmd_pages) a VM that outgrows
  *               the region halts: KVM_RUN fails with ENOMEM, then EIO, debugfs says
- *               halted; a second VM keeps running and faulting
+ *               halted; a second VM keeps running and faulting (-s: in a memslot far
+ *               larger than the pool can map)
  *   -m ipa      VMs of every 4K-granule IPA size the host supports (so every stage-2
  *               start level KVM picks) run with their tables in the right regions
  *   -m churn    creating and destroying VMs leaves nptpool's counters and MemFree where
@@ -81,22 +82,33 @@ static void test_layout(u64 npages)
  * map 1 GiB each and pmd tables 2 MiB each, so touching one page per 1 GiB (per 2 MiB)
  * needs one new table of the region per page.
  */
-static void test_exhaust(enum region region)
+static void test_exhaust(enum region region, u64 slot_gib)
 {
 	struct vm_under_test a, b;
-	u64 span, count;
+	u64 span, count, stride, slot;
 	int err;
 
 	ksft_set_plan(5);
 	span = region == PUD ? 1UL << 30 : 2UL << 20;
 	vm_setup(&b, 1, 1, 1);		/* the bystander */
 	count = b.pool.pages[region] + 2;
-	vm_setup(&a, count * (span / b.vm->page_size), count, span / b.vm->page_size);
+	/*
+	 * With -s, a memslot far larger than the pool maps, touched across its whole length:
+	 * still one new table of the region per touch.
+	 */
+	slot = slot_gib ? slot_gib << 30 : count * span;
+	stride = slot / count / span * span;
+	TEST_ASSERT(stride >= span, "a %lu GiB memslot cannot hold %lu touches %lu KiB apart",
+		    slot_gib, count, span >> 10);
+	vm_setup_pt(&a, VM_SHAPE_DEFAULT, slot / b.vm->page_size, count, stride / b.vm->page_size,
+		    slot_gib ? 2 * count : 0);
+	ksft_print_msg("memslot of %lu MiB at 0x%lx, %lu touches %lu MiB apart\n", slot >> 20,
+		       a.gpa, count, stride >> 20);
 	dump_pool(&a.pool, "before the run");
 
 	err = vm_run(&a);
 	ksft_print_msg("%s region of %lu pages, guest touched %lu pages %lu KiB apart: KVM_RUN %s\n",
-		       region_names[region], a.pool.pages[region], count, span >> 10,
+		       region_names[region], a.pool.pages[region], count, stride >> 10,
 		       err ? strerror(err) : "succeeded");
 	ksft_test_result(err == ENOMEM, "the faulting KVM_RUN fails with ENOMEM\n");
 	err = vm_run(&a);
@@ -236,12 +248,13 @@ static void test_hold(u64 npages)
 
 static void usage(const char *name)
 {
-	printf("usage: %s [-h] [-m layout|exhaust|ipa|churn|hold] [-r pud|pmd] [-n pages] [-c vms]\n",
-	       name);
+	printf("usage: %s [-h] [-m layout|exhaust|ipa|churn|hold] [-r pud|pmd] [-n pages] [-c vms]\n"
+	       "       [-s GiB]\n", name);
 	printf(" -m: what to test (default layout), see the head of pool_test.c\n");
 	printf(" -r: region to exhaust with -m exhaust (default pmd)\n");
 	printf(" -n: guest pages to touch with -m layout/hold (default 4096)\n");
 	printf(" -c: VMs to create and destroy with -m churn (default 200)\n");
+	printf(" -s: with -m exhaust, a memslot of this many GiB, touched across its length\n");
 }
 
 int main(int argc, char *argv[])
@@ -250,8 +263,9 @@ int main(int argc, char *argv[])
 	enum region region = PMD;
 	u64 npages = 4096;
 	int nr_vms = 200, opt;
+	u64 slot_gib = 0;
 
-	while ((opt = getopt(argc, argv, "hm:r:n:c:")) != -1) {
+	while ((opt = getopt(argc, argv, "hm:r:n:c:s:")) != -1) {
 		switch (opt) {
 		case 'm':
 			mode = optarg;
@@ -264,6 +278,9 @@ int main(int argc, char *argv[])
 			break;
 		case 'c':
 			nr_vms = atoi_positive("Number of VMs", optarg);
+			break;
+		case 's':
+			slot_gib = atoi_positive("Memslot GiB", optarg);
 			break;
 		case 'h':
 			usage(argv[0]);
@@ -281,7 +298,7 @@ int main(int argc, char *argv[])
 	if (!strcmp(mode, "layout"))
 		test_layout(npages);
 	else if (!strcmp(mode, "exhaust"))
-		test_exhaust(region);
+		test_exhaust(region, slot_gib);
 	else if (!strcmp(mode, "ipa"))
 		test_ipa();
 	else if (!strcmp(mode, "churn"))
