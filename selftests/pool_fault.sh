@@ -11,19 +11,21 @@
 #   kill     VMMs SIGKILLed while 4 vCPUs fault
 #   close    VMMs close their VM's fds while 4 vCPUs fault
 #   storm    64 VMs of 4 vCPUs from 4 processes, created and destroyed within 120 s
+#   frag     100 VMs one after another leave the host 90% of its free 4 MiB blocks
 . /selftests/lib.sh
 T=/selftests/nptpool/pool_fault_test
 
 params=
 case $1 in
 inject) args="-m inject" ;;
-failnth) args="-m failnth" ;;
+failnth) args="-m failnth -r 1" ;;
 split) args="-m split" params="pmd_pages=16" ;;
 eager) args="-m split -e" params="pmd_pages=16" ;;
 kill) args="-m kill -r 6 -v 4" ;;
 close) args="-m kill -k close -r 6 -v 4" ;;
 storm) args="-m storm -c 64 -p 4 -v 4 -t 120" ;;
-*) echo "usage: $0 inject|failnth|split|eager|kill|close|storm" >&2; exit 2 ;;
+frag) args="-m frag -c 100" ;;
+*) echo "usage: $0 inject|failnth|split|eager|kill|close|storm|frag" >&2; exit 2 ;;
 esac
 require_nptpool
 reload $params || exit 1

@@ -16,6 +16,8 @@
  *   -m kill      VMMs SIGKILLed while their vCPUs fault; -k close: the VMM closes every
  *                fd of the VM while its vCPUs fault, the last vCPU thread destroys it
  *   -m storm     VMs of several vCPUs each created and destroyed from several processes
+ *   -m frag      VMs created and destroyed one after another leave the host its free
+ *                4 MiB blocks (a pool is one): at least 90% of them
  *   -m reload    VMs created while another process reloads nptpool: each gets a pool or
  *                stock KVM, and runs
  *   -m pressure  a VMM holds VMs until KVM_CREATE_VM fails, then faults in a guest with
@@ -297,68 +299,162 @@ static void test_inject(void)
  * fail-nth: the n-th fault-injection point this thread passes fails.  With the filters
  * off (every order, reclaiming allocations too) every slab and page allocation of
  * KVM_CREATE_VM is such a point, the pool's own among them.
+ *
+ * One KVM_CREATE_VM with its n-th point failing: the VM fd or -1 (errno in *err);
+ * *injected tells whether creation got as far as the n-th point.  `nth` stays open:
+ * pread() and pwrite() of it pass no fault-injection point.
  */
-static void test_failnth(int max_n)
+static int failnth_create(int kvm, int nth, int n, int *err, bool *injected)
 {
-	int n, fd, kvm, nth, err, nomem = 0, created_anyway = 0, other = 0, leaked = 0, kmsg;
+	char buf[16];
+	int fd;
+
+	snprintf(buf, sizeof(buf), "%d", n);
+	TEST_ASSERT(pwrite(nth, buf, strlen(buf), 0) > 0, "arm fail-nth");
+	fd = ioctl(kvm, KVM_CREATE_VM, 0);
+	*err = errno;
+	memset(buf, 0, sizeof(buf));
+	TEST_ASSERT(pread(nth, buf, sizeof(buf) - 1, 0) > 0, "read fail-nth");
+	TEST_ASSERT(pwrite(nth, "0", 1, 0) == 1, "disarm fail-nth");
+	/* It reads 0 once the n-th point failed. */
+	*injected = atoi(buf) == 0;
+	return fd;
+}
+
+/*
+ * Find the allocation whose failure put the counters off: the numbering can shift a
+ * little between runs, so fail the ones around n again, with fault-injection's stack
+ * dump on, until one puts the counters off again; print that one's stack.
+ */
+static void failnth_show(int kvm, int nth, int n)
+{
+	struct counters before, after;
+	int kmsg, fd, err, k, lines;
+	char rec[2048], *msg;
+	bool injected;
+	ssize_t len;
+
+	for (k = n > 8 ? n - 8 : 1; k <= n + 8; k++) {
+		read_counters(&before);
+		kmsg = kmsg_open();
+		write_file(FAILSLAB "/verbose", "2");
+		write_file(FAIL_PAGE_ALLOC "/verbose", "2");
+		fd = failnth_create(kvm, nth, k, &err, &injected);
+		write_file(FAILSLAB "/verbose", "0");
+		write_file(FAIL_PAGE_ALLOC "/verbose", "0");
+		if (fd >= 0)
+			close(fd);
+		read_counters(&after);
+		if (counters_equal(&before, &after)) {
+			close(kmsg);
+			continue;
+		}
+		ksft_print_msg("failing allocation %d again puts them off again; it is:\n", k);
+		for (lines = 0; lines < 40;) {
+			len = read(kmsg, rec, sizeof(rec) - 1);
+			if (len < 0 && errno == EPIPE)
+				continue;
+			if (len <= 0)
+				break;
+			rec[len] = 0;
+			msg = strchr(rec, ';');
+			msg = msg ? msg + 1 : rec;
+			if (!lines && !strstr(msg, "FAULT_INJECTION"))
+				continue;
+			ksft_print_msg("  %s", msg);
+			lines++;
+		}
+		close(kmsg);
+		return;
+	}
+	ksft_print_msg("failing the allocations around %d again did not put them off again\n", n);
+}
+
+/*
+ * One sweep: fail allocation 1, 2, ... of KVM_CREATE_VM until creation passes fewer
+ * points.  Returns the number of points; counts outcomes; `outcomes` gets one letter per
+ * point (n: ENOMEM, c: created anyway, x: another errno, ! counters off).
+ */
+static int failnth_sweep(int kvm, int nth, int max_n, char *outcomes, int *other, int *off)
+{
 	struct counters base, now;
-	char left[16], line[512];
-	bool done = false;
+	bool injected = true;
+	int n, fd, err;
+
+	read_counters(&base);
+	for (n = 1; n <= max_n && injected; n++) {
+		fd = failnth_create(kvm, nth, n, &err, &injected);
+		outcomes[n - 1] = fd >= 0 ? 'c' : err == ENOMEM ? 'n' : 'x';
+		if (fd >= 0) {
+			close(fd);
+		} else if (err != ENOMEM) {
+			(*other)++;
+			ksft_print_msg("allocation %d failed: KVM_CREATE_VM: %s\n", n, strerror(err));
+		}
+		read_counters(&now);
+		if (!counters_equal(&now, &base)) {
+			(*off)++;
+			outcomes[n - 1] = '!';
+			ksft_print_msg("allocation %d failed: vms %lu -> %lu, pages_reserved %lu -> %lu, pages_in_use %lu -> %lu\n",
+				       n, base.vms, now.vms, base.reserved, now.reserved, base.in_use,
+				       now.in_use);
+			failnth_show(kvm, nth, n);
+			read_counters(&base);
+		}
+	}
+	outcomes[n - 2] = 0;	/* the last one passed fewer points: no outcome */
+	return n - 2;
+}
+
+static void test_failnth(int max_n, int passes)
+{
+	int p, kvm, nth, points, other = 0, off = 0, kmsg;
+	char line[512], *outcomes, *first;
 
 	if (access(FAILSLAB, F_OK) || access(FAIL_PAGE_ALLOC, F_OK) ||
 	    access("/proc/thread-self/fail-nth", F_OK))
 		ksft_exit_skip("no slab and page allocation fault injection in this kernel\n");
 	ksft_set_plan(4);
-	read_counters(&base);
+	/*
+	 * Every slab allocation, and page allocations of the pool's order and up: the pool's
+	 * reservation, not the slab pages that come and go with the slab caches' state and
+	 * would shift the numbering from run to run.
+	 */
 	set_knob(FAILSLAB, "ignore-gfp-wait", "N");
 	set_knob(FAILSLAB, "verbose", "0");
 	set_knob(FAIL_PAGE_ALLOC, "ignore-gfp-wait", "N");
-	set_knob(FAIL_PAGE_ALLOC, "min-order", "0");
+	set_knob(FAIL_PAGE_ALLOC, "min-order", "10");
 	set_knob(FAIL_PAGE_ALLOC, "verbose", "0");
 
 	kmsg = kmsg_open();
 	kvm = open_kvm_dev_path_or_exit();
-	/* Kept open: pread() and pwrite() of it pass no fault-injection point. */
 	nth = open("/proc/thread-self/fail-nth", O_RDWR);
 	TEST_ASSERT(nth >= 0, "open fail-nth: %s", strerror(errno));
-	for (n = 1; n <= max_n && !done; n++) {
-		snprintf(line, sizeof(line), "%d", n);
-		TEST_ASSERT(pwrite(nth, line, strlen(line), 0) > 0, "arm fail-nth");
-		fd = ioctl(kvm, KVM_CREATE_VM, 0);
-		err = errno;
-		memset(left, 0, sizeof(left));
-		TEST_ASSERT(pread(nth, left, sizeof(left) - 1, 0) > 0, "read fail-nth");
-		TEST_ASSERT(pwrite(nth, "0", 1, 0) == 1, "disarm fail-nth");
-		/* Reads 0 once the n-th point failed; else creation passed fewer points. */
-		done = atoi(left) != 0;
-		if (fd >= 0) {
-			created_anyway += !done;
-			close(fd);
-		} else if (err == ENOMEM) {
-			nomem++;
-		} else {
-			other++;
-			ksft_print_msg("allocation %d failed: KVM_CREATE_VM: %s\n", n, strerror(err));
-		}
-		read_counters(&now);
-		if (!counters_equal(&now, &base)) {
-			leaked++;
-			ksft_print_msg("allocation %d failed: vms %lu pages_reserved %lu pages_in_use %lu left\n",
-				       n, now.vms, now.reserved, now.in_use);
-			base = now;
-		}
+	outcomes = calloc(max_n + 1, 1);
+	first = calloc(max_n + 1, 1);
+	TEST_ASSERT(outcomes && first, "calloc");
+	for (p = 0; p < passes; p++) {
+		points = failnth_sweep(kvm, nth, max_n, outcomes, &other, &off);
+		ksft_print_msg("pass %d: KVM_CREATE_VM passes %d fault points; failing each (n: ENOMEM, c: created anyway, x: other errno, !: counters off):\n",
+			       p + 1, points);
+		ksft_print_msg("  %s\n", outcomes);
+		if (!p)
+			strcpy(first, outcomes);
+		else
+			ksft_print_msg("  %s as the first pass\n",
+				       strcmp(first, outcomes) ? "not the same" : "the same");
 	}
 	close(nth);
 	close(kvm);
 	restore_knobs();
-	ksft_print_msg("KVM_CREATE_VM passes %d fault points: failing each, %d creations failed with ENOMEM, %d succeeded, %d failed otherwise\n",
-		       n - 2, nomem, created_anyway, other);
-	ksft_test_result(done && !other,
+	ksft_test_result(points < max_n && !other,
 			 "KVM_CREATE_VM fails with ENOMEM or succeeds whichever allocation fails\n");
-	ksft_test_result(!leaked, "no failure leaves a pool behind\n");
+	ksft_test_result(!off, "nptpool's counters are exactly back after every failure\n");
 	ksft_test_result(reserve_failure_logged(kmsg, getpid(), line, sizeof(line)),
 			 "the sweep failed the pool's reservation too (%s)\n", line);
 	ksft_test_result(next_vm_runs(), "a VM created after the sweep runs\n");
+	free(outcomes);
+	free(first);
 	close(kmsg);
 }
 
@@ -833,6 +929,68 @@ static void test_storm(int nvms, int nprocs, int nvcpus, int limit_s)
 	ksft_test_result(counters_back(&base, 10), "nptpool's counters are back\n");
 }
 
+/* Free blocks of `order` in every zone (/proc/buddyinfo). */
+static u64 free_blocks(unsigned int order)
+{
+	char line[512], *tok, *save;
+	FILE *f = fopen("/proc/buddyinfo", "r");
+	u64 total = 0;
+	unsigned int col;
+
+	TEST_ASSERT(f, "open /proc/buddyinfo");
+	while (fgets(line, sizeof(line), f)) {
+		/* Node 0, zone      DMA      3      2 ... */
+		tok = strtok_r(line, " \n", &save);
+		for (col = 0; tok; tok = strtok_r(NULL, " \n", &save), col++)
+			if (col == 4 + order)
+				total += strtoull(tok, NULL, 10);
+	}
+	fclose(f);
+	return total;
+}
+
+/*
+ * VMs created and destroyed one after another must leave the host the free memory it
+ * had, in the shape it had it: a pool is one order-10 block of unmovable memory, and a
+ * pool returned must leave a block that the next VM, or anyone else, can have again.
+ */
+static void test_frag(int nvms)
+{
+	u64 before, after, *done;
+	int status, i;
+	pid_t pid;
+
+	ksft_set_plan(2);
+	done = mmap(NULL, sizeof(*done), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	TEST_ASSERT(done != MAP_FAILED, "mmap");
+	settle();
+	before = free_blocks(10);
+	fflush(stdout);
+	pid = fork();
+	TEST_ASSERT(pid >= 0, "fork");
+	if (!pid) {
+		for (i = 0; i < nvms; i++) {
+			struct vm_under_test t;
+
+			vm_setup(&t, 512, 16, 32);
+			TEST_ASSERT_EQ(vm_run(&t), 0);
+			kvm_vm_free(t.vm);
+			(*done)++;
+		}
+		exit(KSFT_PASS);
+	}
+	TEST_ASSERT(waitpid(pid, &status, 0) == pid, "waitpid");
+	settle();
+	after = free_blocks(10);
+	ksft_print_msg("free 4 MiB (order-10) blocks: %lu before %lu VMs, %lu after %lu\n", before,
+		       (u64)nvms, after, *done);
+	ksft_test_result(WIFEXITED(status) && WEXITSTATUS(status) == KSFT_PASS && *done == nvms,
+			 "%d VMs one after another each got their pool (%lu did)\n", nvms, *done);
+	ksft_test_result(after * 10 >= before * 9,
+			 "the host keeps at least 90%% of its free 4 MiB blocks (%lu of %lu)\n",
+			 after, before);
+}
+
 /* Whether this process has a VM with a pool: a pool pins the module, and its directory. */
 static bool has_pool(void)
 {
@@ -1066,12 +1224,13 @@ static void usage(const char *name)
 {
 	printf("usage: %s [-h] -m MODE [-e] [-k kill|close] [-r rounds] [-c vms] [-p procs]\n"
 	       "       [-v vcpus] [-t seconds] [-n pages]\n", name);
-	printf(" -m: inject, failnth, split, kill, storm, reload, pressure or ipa,\n"
+	printf(" -m: inject, failnth, split, kill, storm, frag, reload, pressure or ipa,\n"
 	       "     see the head of pool_fault_test.c\n");
 	printf(" -e: with -m split, eager splitting\n");
 	printf(" -k: with -m kill, SIGKILL the VMM (kill, default) or close its VM's fds (close)\n");
-	printf(" -r: rounds of -m kill (default 6)\n");
-	printf(" -c: VMs of -m storm (default 24); allocations to fail with -m failnth (default 2000)\n");
+	printf(" -r: rounds of -m kill (default 6), sweeps of -m failnth (default 2)\n");
+	printf(" -c: VMs of -m storm (default 24) and -m frag (default 200); allocations to fail\n"
+	       "     with -m failnth (default 2000)\n");
 	printf(" -p: processes of -m storm (default 3)\n");
 	printf(" -v: vCPUs per VM of -m kill and -m storm (default 4)\n");
 	printf(" -t: seconds: bound of -m storm (default 120), length of -m reload (default 20)\n");
@@ -1080,7 +1239,7 @@ static void usage(const char *name)
 
 int main(int argc, char *argv[])
 {
-	int rounds = 6, nvms = -1, nprocs = 3, nvcpus = 4, seconds = -1, opt;
+	int rounds = -1, nvms = -1, nprocs = 3, nvcpus = 4, seconds = -1, opt;
 	bool eager = false, close_fds = false;
 	const char *mode = NULL;
 	u64 npages = 8192;
@@ -1133,11 +1292,11 @@ int main(int argc, char *argv[])
 	if (!strcmp(mode, "inject"))
 		test_inject();
 	else if (!strcmp(mode, "failnth"))
-		test_failnth(nvms > 0 ? nvms : 2000);
+		test_failnth(nvms > 0 ? nvms : 2000, rounds > 0 ? rounds : 2);
 	else if (!strcmp(mode, "split"))
 		test_split(eager);
 	else if (!strcmp(mode, "kill"))
-		test_kill(close_fds, rounds, nvcpus);
+		test_kill(close_fds, rounds > 0 ? rounds : 6, nvcpus);
 	else if (!strcmp(mode, "storm"))
 		test_storm(nvms > 0 ? nvms : 24, nprocs, nvcpus, seconds > 0 ? seconds : 120);
 	else if (!strcmp(mode, "reload"))
@@ -1146,6 +1305,8 @@ int main(int argc, char *argv[])
 		test_pressure(npages);
 	else if (!strcmp(mode, "ipa"))
 		test_ipa_all();
+	else if (!strcmp(mode, "frag"))
+		test_frag(nvms > 0 ? nvms : 200);
 	else
 		ksft_exit_fail_msg("unknown mode %s\n", mode);
 	ksft_finished();
