@@ -7,7 +7,8 @@
  *               the root fills the pgd region; the pools of two live VMs are disjoint
  *   -m exhaust  (module loaded with a small pud_pages or pmd_pages) a VM that outgrows
  *               the region halts: KVM_RUN fails with ENOMEM, then EIO, debugfs says
- *               halted; a second VM keeps running and faulting
+ *               halted; a second VM keeps running and faulting (-s: in a memslot far
+ *               larger than the pool can map)
  *   -m ipa      VMs of every 4K-granule IPA size the host supports (so every stage-2
  *               start level KVM picks) run with their tables in the right regions
  *   -m churn    creating and destroying VMs leaves nptpool's counters and MemFree where
@@ -27,19 +28,7 @@
 #include "test_util.h"
 #include "ucall_common.h"
 
-#define DEBUGFS		"/sys/kernel/debug/nptpool"
-#define TEST_SLOT	10
-#define TEST_GVA	0xc0000000UL
-#define SZ_2M_PAGES(psz)	((2UL << 20) / (psz))
-
-enum region { PGD, PUD, PMD, NR_REGIONS };
-static const char * const region_names[] = { "pgd", "pud", "pmd" };
-
-struct pool {
-	char dir[320];
-	u64 start, end;
-	u64 rstart[NR_REGIONS], rend[NR_REGIONS], pages[NR_REGIONS], used[NR_REGIONS];
-};
+#include "nptpool_util.h"
 
 /* Touch half the pages, wait for the host, touch the other half. */
 static void guest_touch_halves(gva_t base, u64 count, u64 page_size)
@@ -52,236 +41,6 @@ static void guest_touch_halves(gva_t base, u64 count, u64 page_size)
 		*(volatile u64 *)(base + i * page_size) = i + 1;
 	}
 	GUEST_DONE();
-}
-
-/* One guest: touch `count` pages, `stride` pages apart, then report. */
-static void guest_touch(gva_t base, u64 count, u64 stride_bytes)
-{
-	u64 i;
-
-	for (i = 0; i < count; i++)
-		*(volatile u64 *)(base + i * stride_bytes) = i + 1;
-	GUEST_DONE();
-}
-
-struct vm_under_test {
-	struct kvm_vm *vm;
-	struct kvm_vcpu *vcpu;
-	gpa_t gpa;
-	u64 count, stride;
-	struct pool pool;
-};
-
-static u64 read_u64(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	unsigned long long v = 0;
-
-	TEST_ASSERT(f, "open %s: %s", path, strerror(errno));
-	TEST_ASSERT(fscanf(f, "%llu", &v) == 1, "parse %s", path);
-	fclose(f);
-	return v;
-}
-
-/* A /proc/meminfo field, in kB. */
-static u64 meminfo_kib(const char *field)
-{
-	unsigned long long kib = 0;
-	char line[128], fmt[64];
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	TEST_ASSERT(f, "open /proc/meminfo");
-	snprintf(fmt, sizeof(fmt), "%s: %%llu kB", field);
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, fmt, &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
-
-/* The highest id among this process's VM directories, or -1. */
-static long newest_vm_id(char *dir, size_t len)
-{
-	char prefix[32];
-	struct dirent *e;
-	long best = -1;
-	DIR *d;
-
-	snprintf(prefix, sizeof(prefix), "vm-%d-", getpid());
-	d = opendir(DEBUGFS);
-	TEST_ASSERT(d, "open %s: %s (is nptpool loaded?)", DEBUGFS, strerror(errno));
-	while ((e = readdir(d))) {
-		long id;
-
-		if (strncmp(e->d_name, prefix, strlen(prefix)))
-			continue;
-		id = strtol(e->d_name + strlen(prefix), NULL, 10);
-		if (id > best) {
-			best = id;
-			if (dir)
-				snprintf(dir, len, "%s/%s", DEBUGFS, e->d_name);
-		}
-	}
-	closedir(d);
-	return best;
-}
-
-static void read_pool(struct pool *p)
-{
-	char path[352], name[8];
-	unsigned long long s, e, n, u;
-	char line[256];
-	FILE *f;
-	int r, seen = 0;
-
-	snprintf(path, sizeof(path), "%s/regions", p->dir);
-	f = fopen(path, "r");
-	TEST_ASSERT(f, "open %s: %s", path, strerror(errno));
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "pool start=0x%llx end=0x%llx", &s, &e) == 2) {
-			p->start = s;
-			p->end = e;
-			continue;
-		}
-		if (sscanf(line, "%7s start=0x%llx end=0x%llx pages=%llu used=%llu",
-			   name, &s, &e, &n, &u) != 5)
-			continue;
-		for (r = 0; r < NR_REGIONS; r++) {
-			if (strcmp(name, region_names[r]))
-				continue;
-			p->rstart[r] = s;
-			p->rend[r] = e;
-			p->pages[r] = n;
-			p->used[r] = u;
-			seen++;
-		}
-	}
-	fclose(f);
-	TEST_ASSERT(seen == NR_REGIONS && p->end > p->start, "cannot parse %s", path);
-}
-
-/* Show one of a VM's debugfs files as TAP comments. */
-static void dump_file(const struct pool *p, const char *file)
-{
-	char path[352], line[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", p->dir, file);
-	f = fopen(path, "r");
-	TEST_ASSERT(f, "open %s", path);
-	while (fgets(line, sizeof(line), f))
-		ksft_print_msg("  %s: %s", file, line);
-	fclose(f);
-}
-
-static void dump_pool(const struct pool *p, const char *when)
-{
-	ksft_print_msg("%s: %s\n", p->dir, when);
-	dump_file(p, "regions");
-	dump_file(p, "halted");
-}
-
-static bool vm_halted(const struct pool *p)
-{
-	char path[352];
-
-	snprintf(path, sizeof(path), "%s/halted", p->dir);
-	return read_u64(path) == 1;
-}
-
-/*
- * Create a VM whose guest touches `count` pages `stride` pages apart in a memslot of
- * `slot_pages` at the top of the IPA space; find its pool in debugfs.
- */
-static void vm_setup_shape(struct vm_under_test *t, struct vm_shape shape, u64 slot_pages,
-			   u64 count, u64 stride)
-{
-	long before = newest_vm_id(NULL, 0);
-	u64 psz, i;
-
-	t->vm = vm_create_shape_with_one_vcpu(shape, &t->vcpu, guest_touch);
-	psz = t->vm->page_size;
-	t->count = count;
-	t->stride = stride * psz;
-	t->gpa = ((t->vm->max_gfn - slot_pages) * psz) & ~((1UL << 30) - 1);
-	vm_userspace_mem_region_add(t->vm, VM_MEM_SRC_ANONYMOUS, t->gpa, TEST_SLOT,
-				    slot_pages, 0);
-	for (i = 0; i < count; i++)
-		virt_pg_map(t->vm, TEST_GVA + i * t->stride, t->gpa + i * t->stride);
-	vcpu_args_set(t->vcpu, 3, TEST_GVA, count, t->stride);
-
-	TEST_ASSERT(newest_vm_id(t->pool.dir, sizeof(t->pool.dir)) > before,
-		    "no nptpool debugfs directory for the new VM");
-	read_pool(&t->pool);
-}
-
-static void vm_setup(struct vm_under_test *t, u64 slot_pages, u64 count, u64 stride)
-{
-	vm_setup_shape(t, VM_SHAPE_DEFAULT, slot_pages, count, stride);
-}
-
-/* The stage-2 start level nptpool saw for the VM. */
-static int start_level(const struct pool *p)
-{
-	char path[352];
-	int level = -9;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/regions", p->dir);
-	f = fopen(path, "r");
-	TEST_ASSERT(f, "open %s", path);
-	TEST_ASSERT(fscanf(f, "start_level %d", &level) == 1, "parse %s", path);
-	fclose(f);
-	return level;
-}
-
-/* Run the guest; 0 when it finished, else KVM_RUN's errno. */
-static int vm_run(struct vm_under_test *t)
-{
-	struct ucall uc;
-
-	if (_vcpu_run(t->vcpu))
-		return errno;
-	TEST_ASSERT_KVM_EXIT_REASON(t->vcpu, KVM_EXIT_MMIO);
-	if (get_ucall(t->vcpu, &uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	TEST_ASSERT_EQ(uc.cmd, UCALL_DONE);
-	return 0;
-}
-
-static bool overlaps(const struct pool *a, const struct pool *b)
-{
-	return a->start < b->end && b->start < a->end;
-}
-
-/* Check every handed-out table of `p` against its region; count live ones per region. */
-static bool tables_in_regions(struct pool *p, u64 live[NR_REGIONS])
-{
-	unsigned long long phys;
-	char path[352], name[8];
-	bool ok = true;
-	int r, count;
-	FILE *f;
-
-	memset(live, 0, NR_REGIONS * sizeof(live[0]));
-	snprintf(path, sizeof(path), "%s/tables", p->dir);
-	f = fopen(path, "r");
-	TEST_ASSERT(f, "open %s: %s", path, strerror(errno));
-	while (fscanf(f, "0x%llx %7s %d\n", &phys, name, &count) == 3) {
-		for (r = 0; r < NR_REGIONS; r++)
-			if (!strcmp(name, region_names[r]))
-				break;
-		if (r == NR_REGIONS || phys < p->rstart[r] || phys >= p->rend[r] ||
-		    phys % 4096) {
-			ksft_print_msg("table 0x%llx (%s) outside its region\n", phys, name);
-			ok = false;
-			continue;
-		}
-		if (count > 1 || r == PGD)
-			live[r]++;
-	}
-	fclose(f);
-	return ok;
 }
 
 static void test_layout(u64 npages)
@@ -323,22 +82,33 @@ static void test_layout(u64 npages)
  * map 1 GiB each and pmd tables 2 MiB each, so touching one page per 1 GiB (per 2 MiB)
  * needs one new table of the region per page.
  */
-static void test_exhaust(enum region region)
+static void test_exhaust(enum region region, u64 slot_gib)
 {
 	struct vm_under_test a, b;
-	u64 span, count;
+	u64 span, count, stride, slot;
 	int err;
 
 	ksft_set_plan(5);
 	span = region == PUD ? 1UL << 30 : 2UL << 20;
 	vm_setup(&b, 1, 1, 1);		/* the bystander */
 	count = b.pool.pages[region] + 2;
-	vm_setup(&a, count * (span / b.vm->page_size), count, span / b.vm->page_size);
+	/*
+	 * With -s, a memslot far larger than the pool maps, touched across its whole length:
+	 * still one new table of the region per touch.
+	 */
+	slot = slot_gib ? slot_gib << 30 : count * span;
+	stride = slot / count / span * span;
+	TEST_ASSERT(stride >= span, "a %lu GiB memslot cannot hold %lu touches %lu KiB apart",
+		    slot_gib, count, span >> 10);
+	vm_setup_pt(&a, VM_SHAPE_DEFAULT, slot / b.vm->page_size, count, stride / b.vm->page_size,
+		    slot_gib ? 2 * count : 0);
+	ksft_print_msg("memslot of %lu MiB at 0x%lx, %lu touches %lu MiB apart\n", slot >> 20,
+		       a.gpa, count, stride >> 20);
 	dump_pool(&a.pool, "before the run");
 
 	err = vm_run(&a);
 	ksft_print_msg("%s region of %lu pages, guest touched %lu pages %lu KiB apart: KVM_RUN %s\n",
-		       region_names[region], a.pool.pages[region], count, span >> 10,
+		       region_names[region], a.pool.pages[region], count, stride >> 10,
 		       err ? strerror(err) : "succeeded");
 	ksft_test_result(err == ENOMEM, "the faulting KVM_RUN fails with ENOMEM\n");
 	err = vm_run(&a);
@@ -366,19 +136,6 @@ static int churn_one(void)
 	err = vm_run(&t);
 	kvm_vm_free(t.vm);
 	return err;
-}
-
-/* Let RCU-deferred table frees run and drop reclaimable caches before a reading. */
-static void settle(void)
-{
-	FILE *f;
-
-	sleep(1);
-	f = fopen("/proc/sys/vm/drop_caches", "w");
-	if (f) {
-		fputs("3\n", f);
-		fclose(f);
-	}
 }
 
 /*
@@ -491,12 +248,13 @@ static void test_hold(u64 npages)
 
 static void usage(const char *name)
 {
-	printf("usage: %s [-h] [-m layout|exhaust|ipa|churn|hold] [-r pud|pmd] [-n pages] [-c vms]\n",
-	       name);
+	printf("usage: %s [-h] [-m layout|exhaust|ipa|churn|hold] [-r pud|pmd] [-n pages] [-c vms]\n"
+	       "       [-s GiB]\n", name);
 	printf(" -m: what to test (default layout), see the head of pool_test.c\n");
 	printf(" -r: region to exhaust with -m exhaust (default pmd)\n");
 	printf(" -n: guest pages to touch with -m layout/hold (default 4096)\n");
 	printf(" -c: VMs to create and destroy with -m churn (default 200)\n");
+	printf(" -s: with -m exhaust, a memslot of this many GiB, touched across its length\n");
 }
 
 int main(int argc, char *argv[])
@@ -505,8 +263,9 @@ int main(int argc, char *argv[])
 	enum region region = PMD;
 	u64 npages = 4096;
 	int nr_vms = 200, opt;
+	u64 slot_gib = 0;
 
-	while ((opt = getopt(argc, argv, "hm:r:n:c:")) != -1) {
+	while ((opt = getopt(argc, argv, "hm:r:n:c:s:")) != -1) {
 		switch (opt) {
 		case 'm':
 			mode = optarg;
@@ -519,6 +278,9 @@ int main(int argc, char *argv[])
 			break;
 		case 'c':
 			nr_vms = atoi_positive("Number of VMs", optarg);
+			break;
+		case 's':
+			slot_gib = atoi_positive("Memslot GiB", optarg);
 			break;
 		case 'h':
 			usage(argv[0]);
@@ -536,7 +298,7 @@ int main(int argc, char *argv[])
 	if (!strcmp(mode, "layout"))
 		test_layout(npages);
 	else if (!strcmp(mode, "exhaust"))
-		test_exhaust(region);
+		test_exhaust(region, slot_gib);
 	else if (!strcmp(mode, "ipa"))
 		test_ipa();
 	else if (!strcmp(mode, "churn"))

@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: GPL-2.0
+# Sourced by nptpool's scenario scripts in the test host: TAP results, module reloads and
+# the leak check every fault scenario ends with.
+#
+#   result STATUS DESCRIPTION     one TAP result (STATUS 0: ok)
+#   require_nptpool               exit 4 (skip) unless nptpool is loaded: stock runs stay stock
+#   reload [PARAM=VALUE...]       nptpool reloaded with these parameters (default: none)
+#   leak_baseline                 record what leak_check compares against
+#   leak_check WHAT               no leak since leak_baseline: nptpool's counters at 0,
+#                                 SecPageTables exactly back, MemFree back within 32 MiB
+#                                 (plus KASAN's quarantine on a KASAN kernel), and, on a
+#                                 kmemleak kernel, no new kmemleak report
+#   finish                        exit 0 if every result passed, else 1
+
+NPTPOOL_DEBUGFS=/sys/kernel/debug/nptpool
+KMEMLEAK=/sys/kernel/debug/kmemleak
+# MemFree noise in the 2 GiB test host, see pool_test -m churn.
+MEMFREE_SLACK_KIB=32768
+# KASAN keeps freed objects in a quarantine of up to 1/32 of RAM before MemFree sees them.
+if grep -q ' kasan_quarantine_put$' /proc/kallsyms 2>/dev/null; then
+	MEMFREE_SLACK_KIB=$((MEMFREE_SLACK_KIB + $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) / 32))
+fi
+
+n=0 failed=0
+result() {
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then echo "ok $n $2"; else echo "not ok $n $2"; failed=$((failed + 1)); fi
+}
+
+finish() {
+	[ "$failed" -eq 0 ]
+	exit
+}
+
+require_nptpool() {
+	[ -d /sys/module/nptpool ] && return
+	echo "1..0 # SKIP nptpool is not loaded"
+	exit 4
+}
+
+reload() {
+	rmmod nptpool 2>/dev/null
+	# shellcheck disable=SC2068 # a list of param=value words
+	insmod /nptpool.ko $@
+}
+
+meminfo_kib() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
+
+# Let RCU-deferred frees run and drop what reclaim would drop anyway.
+settle() {
+	sync
+	sleep 1
+	echo 3 >/proc/sys/vm/drop_caches
+}
+
+# kmemleak reports an object once two scans found it unreferenced (its checksum must not
+# change in between) and it is older than 5 s.
+kmemleak_scan() {
+	echo scan >$KMEMLEAK
+	sleep 6
+	echo scan >$KMEMLEAK
+}
+
+kmemleak_reports() { grep -c '^unreferenced object' $KMEMLEAK; }
+
+leak_baseline() {
+	settle
+	base_free=$(meminfo_kib MemFree)
+	base_s2=$(meminfo_kib SecPageTables)
+	if [ -w $KMEMLEAK ]; then
+		kmemleak_scan
+		base_leaks=$(kmemleak_reports)
+	fi
+}
+
+leak_check() {
+	local what=$1 i=0 vms=0 reserved=0 in_use=0 free s2 leaks
+	if [ -d $NPTPOOL_DEBUGFS ]; then
+		while [ $i -lt 100 ]; do
+			vms=$(cat $NPTPOOL_DEBUGFS/vms)
+			reserved=$(cat $NPTPOOL_DEBUGFS/pages_reserved)
+			in_use=$(cat $NPTPOOL_DEBUGFS/pages_in_use)
+			[ "$vms$reserved$in_use" = 000 ] && break
+			sleep 0.1
+			i=$((i + 1))
+		done
+	fi
+	[ "$vms$reserved$in_use" = 000 ]
+	result $? "after $what: vms $vms, pages_reserved $reserved, pages_in_use $in_use"
+	settle
+	free=$(meminfo_kib MemFree)
+	s2=$(meminfo_kib SecPageTables)
+	[ "$s2" -eq "$base_s2" ]
+	result $? "after $what: SecPageTables back to $base_s2 kB (now $s2 kB)"
+	[ $((free + MEMFREE_SLACK_KIB)) -ge "$base_free" ]
+	result $? "after $what: MemFree back within $((MEMFREE_SLACK_KIB / 1024)) MiB ($((free - base_free)) kB)"
+	if [ -w $KMEMLEAK ]; then
+		kmemleak_scan
+		leaks=$(kmemleak_reports)
+		[ "$leaks" -eq "$base_leaks" ]
+		result $? "after $what: kmemleak found no new leak ($base_leaks -> $leaks reports)"
+		[ "$leaks" -eq "$base_leaks" ] || sed 's/^/# /' $KMEMLEAK | tail -n 60
+	fi
+}

@@ -1,0 +1,104 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# pool_params_test: every module parameter at 0, at its minimum and maximum, past it,
+# negative, past 32 and 64 bits, malformed, repeated, and both at values whose pool size
+# would overflow a 32-bit computation.
+#
+# - A value that parses but lies outside 1..max: insmod fails with EINVAL and nptpool
+#   logs "P=V is out of range, it must be 1..MAX".
+# - A value that does not parse as a u32 (negative, too big, not a number, empty,
+#   missing, given twice): the kernel's parameter parser refuses it, insmod fails and the
+#   kernel logs "`V' invalid for parameter `P'".
+# - Prefixed numbers parse as the kernel's integers do (0x hex, 0 octal, + sign).
+# - In range: the module loads; at the minimum a VM halts as soon as it needs a second
+#   table of a region; at the maximum a VM either gets its pool (alloc_contig_pages, up
+#   to 1 GiB) and runs, or KVM_CREATE_VM fails with ENOMEM and nptpool's line.
+# Nothing leaks; nptpool is left loaded with its defaults.
+. /selftests/lib.sh
+KO=/nptpool.ko
+C=/selftests/nptpool/pool_create
+require_nptpool
+rmmod nptpool || exit 1
+leak_baseline
+
+# refused ERRNO_TEXT LOG_PATTERN PARAM...: insmod fails with that error and logs that.
+refused() {
+	local errtext=$1 pattern=$2 err rc msg
+	shift 2
+	dmesg -c >/dev/null
+	err=$(insmod $KO "$@" 2>&1)
+	rc=$?
+	msg=$(dmesg | grep -F -- "$pattern")
+	[ -n "$msg" ] && echo "$msg" | sed "s/^/# dmesg: /"
+	[ $rc -ne 0 ] && echo "$err" | grep -q "$errtext" && [ -n "$msg" ] && [ ! -e /sys/module/nptpool ]
+	result $? "insmod $* is refused ($errtext), with a log line"
+	[ -e /sys/module/nptpool ] && rmmod nptpool
+}
+
+# out_of_range PARAM VALUE MAX
+out_of_range() {
+	refused 'Invalid argument' "nptpool: $1=$2 is out of range, it must be 1..$3" "$1=$2"
+}
+
+# unparsable ERRNO_TEXT PARAM=VALUE...: the last PARAM=VALUE is the one refused
+unparsable() {
+	local errtext=$1 last p v
+	shift
+	for last in "$@"; do :; done
+	p=${last%%=*}
+	v=${last#*=}
+	[ "$p" = "$last" ] && v=
+	refused "$errtext" "\`$v' invalid for parameter \`$p'" "$@"
+}
+
+# loads LOAD_LINE_PARAMS PARAM=VALUE...: insmod succeeds and the load line shows them
+loads() {
+	local want=$1
+	shift
+	dmesg -c >/dev/null
+	insmod $KO "$@" && dmesg | grep -q "nptpool: loaded: KVM host mode [a-z]*, $want\$"
+	result $? "insmod $* loads: $want"
+}
+
+echo "TAP version 13"
+for p in pud_pages:4096 pmd_pages:262144; do
+	name=${p%%:*} max=${p#*:}
+	out_of_range "$name" 0 "$max"
+	out_of_range "$name" $((max + 1)) "$max"
+	out_of_range "$name" 4294967295 "$max"
+	# -0 parses, as 0
+	refused 'Invalid argument' "nptpool: $name=0 is out of range, it must be 1..$max" "$name=-0"
+	for v in -1 -4096 4294967296 18446744073709551615 18446744073709551616 \
+		99999999999999999999999 abc 12abc 1e3 0960 ''; do
+		unparsable 'Invalid argument' "$name=$v"
+	done
+	unparsable 'Invalid argument' "$name"
+	unparsable 'File exists' "$name=16" "$name=32"
+done
+# pages * 4096 would wrap in 32 bits; pud + pmd would wrap in 32 bits.
+out_of_range pmd_pages 1048576 262144
+refused 'Invalid argument' 'is out of range' pud_pages=4294967295 pmd_pages=4294967295
+
+for v in 0x10 020 +16; do
+	loads "pud_pages=32 pmd_pages=16" "pmd_pages=$v"
+	rmmod nptpool
+done
+
+# The minimum: one page per region; the guest's first touch of a new GiB needs more.
+loads "pud_pages=1 pmd_pages=1" pud_pages=1 pmd_pages=1
+$C -o halt
+result $? "with one page per region a VM halts cleanly (ENOMEM, then EIO)"
+rmmod nptpool
+# The maxima, one at a time and together: pools of 20 MiB, 1 GiB and 1 GiB + 16 MiB.
+for params in "pud_pages=4096 pmd_pages=960" "pud_pages=32 pmd_pages=262144" \
+	"pud_pages=4096 pmd_pages=262144"; do
+	# shellcheck disable=SC2086 # a list of param=value words
+	loads "$params" $params
+	$C -o run,nomem
+	result $? "with $params a VM runs or its creation fails with ENOMEM"
+	rmmod nptpool
+done
+insmod $KO
+leak_check "every parameter"
+echo "1..$n"
+finish
