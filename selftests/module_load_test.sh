@@ -30,7 +30,8 @@ start_vm() {
 	$HOLD -m hold -n 512 >/tmp/hold.out 2>&1 &
 	vm_pid=$!
 	i=0
-	while ! grep -q ready /tmp/hold.out && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+	while ! grep -q ready /tmp/hold.out && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
+	grep -q ready /tmp/hold.out || { echo "# the VM was not ready after 120 s:"; sed 's/^/# /' /tmp/hold.out; }
 }
 # resume_vm: let it fault its second half and exit; its status.
 resume_vm() {

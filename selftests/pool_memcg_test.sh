@@ -23,7 +23,8 @@ sh -c "echo \$\$ >$CG/vmm/cgroup.procs; exec /selftests/nptpool/pool_test -m hol
 	>/tmp/memcg.out 2>&1 &
 vm=$!
 i=0
-while ! grep -q ready /tmp/memcg.out && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+while ! grep -q ready /tmp/memcg.out && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
+grep -q ready /tmp/memcg.out || { echo "# the VM was not ready after 120 s:"; sed 's/^/# /' /tmp/memcg.out; }
 dir=$(ls -d /sys/kernel/debug/nptpool/vm-$vm-* | tail -n 1)
 pool_kib=$(($(awk '/^pool / { sub("reserved_pages=", "", $5); print $5 }' "$dir/regions") * 4))
 charged=$(awk '/^pool / { print $6 }' "$dir/regions")
