@@ -5,7 +5,8 @@
 # defaults.  The scenario's own TAP and the leak check's are this script's.
 #
 #   inject   the pool's reservation fails (fault injection; SKIP without it)
-#   failnth  every allocation of VM creation fails in turn (fault injection; SKIP without)
+#   failnth  every allocation of VM creation fails in turn (fault injection; SKIP without;
+#            pmd_pages=64)
 #   split    the pmd region runs out during dirty-logging block splits (pmd_pages=16)
 #   eager    ... during eager splitting, in the ioctl that enables dirty logging
 #   kill     VMMs SIGKILLed while 4 vCPUs fault (pmd_pages=300)
@@ -19,11 +20,11 @@ T=/selftests/nptpool/pool_fault_test
 params=
 case $1 in
 inject) args="-m inject" ;;
-failnth) args="-m failnth -r 1" ;;
 split) args="-m split" params="pmd_pages=16" ;;
 eager) args="-m split -e" params="pmd_pages=16" ;;
 # Pools below 4 MiB (order 10) where the scenario is not about the pool's size: their
 # outcome must not hang on the host's supply of 4 MiB blocks, which frag tests.
+failnth) args="-m failnth -r 1" params="pmd_pages=64" ;;
 kill) args="-m kill -r 6 -v 4" params="pmd_pages=300" ;;
 close) args="-m kill -k close -r 6 -v 4" params="pmd_pages=300" ;;
 storm) args="-m storm -c 64 -p 4 -v 4 -t 120" params="pmd_pages=64" ;;

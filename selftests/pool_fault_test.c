@@ -217,6 +217,20 @@ static unsigned int order_of(u64 pages)
 	return order;
 }
 
+/* The pages nptpool reserves for a new VM of the default type, from a VM made for it. */
+static u64 pool_pages_now(void)
+{
+	struct pool p;
+	int fd;
+
+	fd = create_vm_raw(0);
+	TEST_ASSERT(fd >= 0, "KVM_CREATE_VM: %s", strerror(errno));
+	TEST_ASSERT(newest_vm_id(p.dir, sizeof(p.dir)) >= 0, "no pool for the VM");
+	read_pool(&p);
+	close(fd);
+	return p.reserved_pages;
+}
+
 /* A VM created through the library that gets a pool and runs a guest touching pages. */
 static bool next_vm_runs(void)
 {
@@ -234,7 +248,6 @@ static void test_inject(void)
 	char line[512], times[16], kib[64];
 	struct counters base, now;
 	int fd, err, kmsg;
-	struct pool p;
 	u64 reserved;
 	bool logged;
 
@@ -244,12 +257,7 @@ static void test_inject(void)
 	read_counters(&base);
 
 	/* A first VM shows the pool's size, and so the order of its allocation. */
-	fd = create_vm_raw(0);
-	TEST_ASSERT(fd >= 0, "KVM_CREATE_VM: %s", strerror(errno));
-	TEST_ASSERT(newest_vm_id(p.dir, sizeof(p.dir)) >= 0, "no pool for the first VM");
-	read_pool(&p);
-	close(fd);
-	reserved = p.reserved_pages;
+	reserved = pool_pages_now();
 	if (reserved > 1024)
 		ksft_exit_skip("a pool of %lu pages comes from alloc_contig_pages(), which fail_page_alloc does not cover\n",
 			       reserved);
@@ -411,20 +419,26 @@ static void test_failnth(int max_n, int passes)
 {
 	int p, kvm, nth, points, other = 0, off = 0, kmsg;
 	char line[512], *outcomes, *first;
+	u64 pages;
 
 	if (access(FAILSLAB, F_OK) || access(FAIL_PAGE_ALLOC, F_OK) ||
 	    access("/proc/thread-self/fail-nth", F_OK))
 		ksft_exit_skip("no slab and page allocation fault injection in this kernel\n");
+	pages = pool_pages_now();
+	if (pages > 1024)
+		ksft_exit_skip("a pool of %lu pages comes from alloc_contig_pages(), which fail_page_alloc does not cover\n",
+			       pages);
 	ksft_set_plan(4);
 	/*
 	 * Every slab allocation, and page allocations of the pool's order and up: the pool's
 	 * reservation, not the slab pages that come and go with the slab caches' state and
 	 * would shift the numbering from run to run.
 	 */
+	snprintf(line, sizeof(line), "%u", order_of(pages));
 	set_knob(FAILSLAB, "ignore-gfp-wait", "N");
 	set_knob(FAILSLAB, "verbose", "0");
 	set_knob(FAIL_PAGE_ALLOC, "ignore-gfp-wait", "N");
-	set_knob(FAIL_PAGE_ALLOC, "min-order", "10");
+	set_knob(FAIL_PAGE_ALLOC, "min-order", line);
 	set_knob(FAIL_PAGE_ALLOC, "verbose", "0");
 
 	kmsg = kmsg_open();
