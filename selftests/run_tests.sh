@@ -37,8 +37,11 @@ printf '%s\n' "$entries" | {
 		rcfile=/tmp/rc.$n
 		# shellcheck disable=SC2086 # rest is the command line from the list
 		tmo=$((tmo * scale))
+		start=$(date +%s)
 		{ timeout -s KILL "$tmo" $rest 2>&1; echo $? >"$rcfile"; } </dev/null | sed 's/^/# /'
 		rc=$(cat "$rcfile")
+		# How close each program runs to its timeout, for choosing timeouts.
+		echo "# $n: $name: took $(($(date +%s) - start))s of ${tmo}s"
 		case $rc in
 		0) echo "ok $n $name" ;;
 		4) echo "ok $n $name # SKIP (the program skipped itself)" ;;
