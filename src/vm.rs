@@ -71,6 +71,11 @@ pub(crate) struct VmState {
 ///
 /// Fields drop in order: debugfs first, so no reader sees the pool go, the reservation
 /// last.
+///
+/// # Invariants
+///
+/// While a `Vm` exists it is counted once in [`Stats::vms`] and its reservation in
+/// [`Stats::pages_reserved`]; dropping it takes both back.
 pub(crate) struct Vm {
     _regions: Pin<KBox<File<Arc<VmState>>>>,
     _tables: Pin<KBox<File<Arc<VmState>>>>,
@@ -135,27 +140,33 @@ impl Vm {
             GFP_KERNEL,
         )?;
         let dir = ctx.debugfs.subdir(&state.name);
+        let regions = KBox::pin_init(
+            dir.read_callback_file(c"regions", state.clone(), &VmState::show_regions),
+            GFP_KERNEL,
+        )?;
+        let tables = KBox::pin_init(
+            dir.read_callback_file(c"tables", state.clone(), &VmState::show_tables),
+            GFP_KERNEL,
+        )?;
+        let halted = KBox::pin_init(
+            dir.read_callback_file(c"halted", state.clone(), &VmState::show_halted),
+            GFP_KERNEL,
+        )?;
+        // Counted here, where the `Vm` whose `Drop` uncounts it comes to be: a failure
+        // from here on (the box below) drops it and so undoes the count; one before it
+        // never counted.
+        ctx.stats.vms.add(1, Relaxed);
+        ctx.stats.pages_reserved.add(reserved, Relaxed);
+        // INVARIANT: counted just above.
         let vm = Vm {
-            _regions: KBox::pin_init(
-                dir.read_callback_file(c"regions", state.clone(), &VmState::show_regions),
-                GFP_KERNEL,
-            )?,
-            _tables: KBox::pin_init(
-                dir.read_callback_file(c"tables", state.clone(), &VmState::show_tables),
-                GFP_KERNEL,
-            )?,
-            _halted: KBox::pin_init(
-                dir.read_callback_file(c"halted", state.clone(), &VmState::show_halted),
-                GFP_KERNEL,
-            )?,
+            _regions: regions,
+            _tables: tables,
+            _halted: halted,
             _dir: dir,
             state,
             _reservation: reservation,
         };
-        let vm = KBox::pin(vm, GFP_KERNEL)?;
-        ctx.stats.vms.add(1, Relaxed);
-        ctx.stats.pages_reserved.add(reserved, Relaxed);
-        Ok(vm)
+        Ok(KBox::pin(vm, GFP_KERNEL)?)
     }
 
     /// A fresh table for `level`: `pages` pages, more than one only for a root of
