@@ -11,7 +11,7 @@
 #   eager    ... during eager splitting, in the ioctl that enables dirty logging
 #   kill     VMMs SIGKILLed while 4 vCPUs fault (pmd_pages=300)
 #   close    VMMs close their VM's fds while 4 vCPUs fault (pmd_pages=300)
-#   storm    64 VMs of 4 vCPUs from 4 processes, created and destroyed within 120 s
+#   storm    VMs of 4 vCPUs created and destroyed by 4 processes for 30 s
 #            (pmd_pages=64)
 #   frag     100 VMs one after another leave the host 90% of its free 4 MiB blocks
 . /selftests/lib.sh
@@ -27,7 +27,7 @@ eager) args="-m split -e" params="pmd_pages=16" ;;
 failnth) args="-m failnth -r 1" params="pmd_pages=64" ;;
 kill) args="-m kill -r 6 -v 4" params="pmd_pages=300" ;;
 close) args="-m kill -k close -r 6 -v 4" params="pmd_pages=300" ;;
-storm) args="-m storm -c 64 -p 4 -v 4 -t 120" params="pmd_pages=64" ;;
+storm) args="-m storm -p 4 -v 4 -t 30" params="pmd_pages=64" ;;
 frag) args="-m frag -c 100" ;;
 *) echo "usage: $0 inject|failnth|split|eager|kill|close|storm|frag" >&2; exit 2 ;;
 esac

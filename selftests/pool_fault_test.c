@@ -16,7 +16,8 @@
  *                split, and the halt, happen in the ioctl that enables dirty logging
  *   -m kill      VMMs SIGKILLed while their vCPUs fault; -k close: the VMM closes every
  *                fd of the VM while its vCPUs fault, the last vCPU thread destroys it
- *   -m storm     VMs of several vCPUs each created and destroyed from several processes
+ *   -m storm     VMs of several vCPUs each created and destroyed from several processes,
+ *                for -t seconds
  *   -m frag      VMs created and destroyed one after another leave the host its free
  *                4 MiB blocks (a pool is one): at least 90% of them
  *   -m reload    VMs created while another process reloads nptpool: each gets a pool or
@@ -900,44 +901,55 @@ static void *storm_vcpu_thread(void *arg)
 	return NULL;
 }
 
-static void storm_child(int nvms, int nvcpus)
+/* VMs one after another until `deadline`; how many, in `*done` (shared with the parent). */
+static void storm_child(const struct timespec *start, u64 limit_ms, int nvcpus, u64 *done)
 {
 	struct kvm_vcpu *vcpus[MAX_VCPUS];
 	pthread_t threads[MAX_VCPUS];
 	struct kvm_vm *vm;
-	int i, v;
+	int v;
 
-	for (i = 0; i < nvms; i++) {
+	while (elapsed_ms(start) < limit_ms) {
 		vm = vm_with_vcpus(nvcpus, vcpus, guest_fault_once, 8);
-		TEST_ASSERT(newest_vm_id(NULL, 0) >= 0, "VM %d has no pool", i);
+		TEST_ASSERT(newest_vm_id(NULL, 0) >= 0, "VM %lu has no pool", *done);
 		for (v = 0; v < nvcpus; v++)
 			pthread_create(&threads[v], NULL, storm_vcpu_thread, vcpus[v]);
 		for (v = 0; v < nvcpus; v++)
 			pthread_join(threads[v], NULL);
 		kvm_vm_free(vm);
+		(*done)++;
 	}
 	exit(KSFT_PASS);
 }
 
-static void test_storm(int nvms, int nprocs, int nvcpus, int limit_s)
+/*
+ * A storm of fixed length: the processes create VMs until `seconds` have passed (each
+ * finishes the VM it is in); how many that is depends on the machine and is reported,
+ * never judged.  A hang is the runner's timeout.
+ */
+static void test_storm(int seconds, int nprocs, int nvcpus)
 {
 	struct counters base;
 	struct timespec start;
-	int p, status, ok = 0;
+	int p, status, ok = 0, idle = 0;
+	u64 *done, total = 0, ms;
 	pid_t pids[64];
-	u64 ms;
 
 	TEST_ASSERT(nprocs >= 1 && nprocs <= 64 && nvcpus >= 1 && nvcpus <= MAX_VCPUS,
 		    "1..64 processes, 1..%d vCPUs", MAX_VCPUS);
+	done = mmap(NULL, nprocs * sizeof(*done), PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	TEST_ASSERT(done != MAP_FAILED, "mmap: %s", strerror(errno));
 	ksft_set_plan(3);
 	read_counters(&base);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	fflush(stdout);
 	for (p = 0; p < nprocs; p++) {
+		done[p] = 0;
 		pids[p] = fork();
 		TEST_ASSERT(pids[p] >= 0, "fork");
 		if (!pids[p])
-			storm_child(nvms / nprocs + (p < nvms % nprocs), nvcpus);
+			storm_child(&start, seconds * 1000UL, nvcpus, &done[p]);
 	}
 	for (p = 0; p < nprocs; p++) {
 		TEST_ASSERT(waitpid(pids[p], &status, 0) == pids[p], "waitpid");
@@ -945,13 +957,16 @@ static void test_storm(int nvms, int nprocs, int nvcpus, int limit_s)
 			ok++;
 		else
 			ksft_print_msg("process %d ended with status 0x%x\n", p, status);
+		idle += !done[p];
+		total += done[p];
 	}
 	ms = elapsed_ms(&start);
-	ksft_print_msg("%d VMs of %d vCPUs from %d processes in %lu.%03lu s\n", nvms, nvcpus,
+	ksft_print_msg("%lu VMs of %d vCPUs from %d processes in %lu.%03lu s\n", total, nvcpus,
 		       nprocs, ms / 1000, ms % 1000);
 	ksft_test_result(ok == nprocs, "every VM of the storm got a pool and its vCPUs faulted\n");
-	ksft_test_result(ms <= limit_s * 1000UL, "the storm took at most %d s\n", limit_s);
+	ksft_test_result(!idle, "each of the %d processes created at least one VM\n", nprocs);
 	ksft_test_result(counters_back(&base, 10), "nptpool's counters are back\n");
+	munmap(done, nprocs * sizeof(*done));
 }
 
 /* Free blocks of `order` in every zone (/proc/buddyinfo). */
@@ -1254,11 +1269,11 @@ static void usage(const char *name)
 	printf(" -e: with -m split, eager splitting\n");
 	printf(" -k: with -m kill, SIGKILL the VMM (kill, default) or close its VM's fds (close)\n");
 	printf(" -r: rounds of -m kill (default 6), sweeps of -m failnth (default 2)\n");
-	printf(" -c: VMs of -m storm (default 24) and -m frag (default 200); allocations to fail\n"
+	printf(" -c: VMs of -m frag (default 200); allocations to fail\n"
 	       "     with -m failnth (default 2000)\n");
 	printf(" -p: processes of -m storm (default 3)\n");
 	printf(" -v: vCPUs per VM of -m kill and -m storm (default 4)\n");
-	printf(" -t: seconds: bound of -m storm (default 120), length of -m reload (default 20)\n");
+	printf(" -t: seconds: length of -m storm and of -m reload (default 20)\n");
 	printf(" -n: pages the guest of -m pressure touches (default 8192)\n");
 }
 
@@ -1323,7 +1338,7 @@ int main(int argc, char *argv[])
 	else if (!strcmp(mode, "kill"))
 		test_kill(close_fds, rounds > 0 ? rounds : 6, nvcpus);
 	else if (!strcmp(mode, "storm"))
-		test_storm(nvms > 0 ? nvms : 24, nprocs, nvcpus, seconds > 0 ? seconds : 120);
+		test_storm(seconds > 0 ? seconds : 20, nprocs, nvcpus);
 	else if (!strcmp(mode, "reload"))
 		test_reload(seconds > 0 ? seconds : 20);
 	else if (!strcmp(mode, "pressure"))
