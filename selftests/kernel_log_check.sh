@@ -21,6 +21,13 @@ if [ -w "$leaks" ]; then
 	echo "kmemleak: scanned"
 fi
 
+# Reports are only as complete as the log: a test that cleared it (dmesg -c) may have
+# taken reports with it.  The log must still begin at boot.
+if ! dmesg | head -n 5 | grep -q 'Booting Linux'; then
+	echo "kernel log: cleared since boot (its first line: $(dmesg | head -n 1)); reports may be lost"
+	status=1
+fi
+
 pattern='BUG:|WARNING:|KASAN|UBSAN|kernel BUG|Oops|Unable to handle|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|scheduling while atomic|sleeping function called from invalid context|kmemleak: .*new suspected|list_add corruption|list_del corruption|page dumped because|rcu_preempt detected stalls|soft lockup|hung_task'
 if dmesg | grep -E "$pattern" >/tmp/kernel-reports; then
 	echo "kernel reports:"

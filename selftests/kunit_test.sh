@@ -10,21 +10,22 @@
 [ $# -le 1 ] || { echo "usage: $0 [KO]" >&2; exit 2; }
 KO=${1:-/nptpool.ko}
 SUITE=nptpool_ptalloc
+. /selftests/lib.sh
 
 if [ -e /sys/module/nptpool ]; then
 	rmmod nptpool || { echo "# cannot unload nptpool to rerun its suite"; exit 1; }
 fi
-dmesg -c >/dev/null
+kmsg_mark
 insmod "$KO" || { echo "# insmod $KO failed"; exit 1; }
 
 # KTAP from the log: the suite's indented case lines and plan, timestamps removed.
-ktap=$(dmesg | sed 's/^\[[ 0-9.]*\] //' |
+ktap=$(kmsg_since | sed 's/^\[[ 0-9.]*\] //' |
 	awk -v s="$SUITE" '$0 ~ "# Subtest: " s "$" { on = 1; next }
 			   on && /^[^ ]/ { exit }
 			   on { sub(/^    /, ""); print }')
 if [ -z "$ktap" ]; then
 	echo "# suite $SUITE did not run; kernel log:"
-	dmesg | grep -i kunit | sed 's/^/# /'
+	kmsg_since | grep -i kunit | sed 's/^/# /'
 	exit 1
 fi
 echo "$ktap" | grep -E '^(1\.\.[0-9]+|(not )?ok [0-9]+ )|^# '

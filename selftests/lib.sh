@@ -11,6 +11,10 @@
 #                                 (plus KASAN's quarantine on a KASAN kernel), and, on a
 #                                 kmemleak kernel, no new kmemleak report
 #   finish                        exit 0 if every result passed, else 1
+#   kmsg_mark                     mark the kernel log; kmsg_since prints what came after
+#
+# Never clear the kernel log (dmesg -c): kernel_log_check.sh, the last test of every run,
+# must see every report of every test before it.
 
 NPTPOOL_DEBUGFS=/sys/kernel/debug/nptpool
 KMEMLEAK=/sys/kernel/debug/kmemleak
@@ -25,6 +29,16 @@ n=0 failed=0
 result() {
 	n=$((n + 1))
 	if [ "$1" -eq 0 ]; then echo "ok $n $2"; else echo "not ok $n $2"; failed=$((failed + 1)); fi
+}
+
+kmsg_mark() {
+	kmsg_seq=$((${kmsg_seq:-0} + 1))
+	kmsg_tag="selftests: mark $$.$kmsg_seq"
+	echo "$kmsg_tag" >/dev/kmsg
+}
+
+kmsg_since() {
+	dmesg | sed -n "/$kmsg_tag\$/,\$p" | sed 1d
 }
 
 finish() {

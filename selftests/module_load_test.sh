@@ -5,19 +5,15 @@
 # removed while a VM uses a pool, and leaves VMs created before it on stock KVM.
 # Runs in the test host; expects the module loaded by init.  Leaves it loaded.
 
+. /selftests/lib.sh
 KO=${1:-/nptpool.ko}
-n=0 failed=0
-result() {
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then echo "ok $n $2"; else echo "not ok $n $2"; failed=$((failed + 1)); fi
-}
 
 # expect_refused PARAM=VALUE LOG_PATTERN: insmod fails with EINVAL and logs LOG_PATTERN.
 expect_refused() {
-	dmesg -c >/dev/null
+	kmsg_mark
 	err=$(insmod "$KO" "$1" 2>&1)
 	rc=$?
-	msg=$(dmesg | grep -- "$2")
+	msg=$(kmsg_since | grep -- "$2")
 	[ -n "$msg" ] && echo "$msg" | sed "s/^/# dmesg: /"
 	[ $rc -ne 0 ] && echo "$err" | grep -q 'Invalid argument' && [ -n "$msg" ] &&
 		[ ! -e /sys/module/nptpool ]
@@ -49,7 +45,6 @@ rmmod nptpool && [ ! -e /sys/module/nptpool ]
 result $? "rmmod with no VM succeeds"
 expect_refused pmd_pages=0 'pmd_pages=0 is out of range, it must be 1\.\.262144'
 expect_refused pud_pages=4097 'pud_pages=4097 is out of range, it must be 1\.\.4096'
-dmesg -c >/dev/null
 insmod "$KO" pmd_pages=-1 2>/dev/null
 [ $? -ne 0 ] && [ ! -e /sys/module/nptpool ]
 result $? "insmod pmd_pages=-1 (not a u32) is refused"

@@ -25,10 +25,10 @@ leak_baseline
 refused() {
 	local errtext=$1 pattern=$2 err rc msg
 	shift 2
-	dmesg -c >/dev/null
+	kmsg_mark
 	err=$(insmod $KO "$@" 2>&1)
 	rc=$?
-	msg=$(dmesg | grep -F -- "$pattern")
+	msg=$(kmsg_since | grep -F -- "$pattern")
 	[ -n "$msg" ] && echo "$msg" | sed "s/^/# dmesg: /"
 	[ $rc -ne 0 ] && echo "$err" | grep -q "$errtext" && [ -n "$msg" ] && [ ! -e /sys/module/nptpool ]
 	result $? "insmod $* is refused ($errtext), with a log line"
@@ -55,8 +55,8 @@ unparsable() {
 loads() {
 	local want=$1
 	shift
-	dmesg -c >/dev/null
-	insmod $KO "$@" && dmesg | grep -q "nptpool: loaded: KVM host mode [a-z]*, $want\$"
+	kmsg_mark
+	insmod $KO "$@" && kmsg_since | grep -q "nptpool: loaded: KVM host mode [a-z]*, $want\$"
 	result $? "insmod $* loads: $want"
 }
 

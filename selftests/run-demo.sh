@@ -1,6 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # `make run`: one VM on the test host, and its stage-2 table pool as nptpool shows it.
+. /selftests/lib.sh
 D=/sys/kernel/debug/nptpool
 meminfo() { grep SecPageTables /proc/meminfo | tr -s ' '; }
 pool() {
@@ -15,7 +16,7 @@ echo "before: $(meminfo)"
 pool
 
 echo "== a VM whose guest touches 8 MiB of fresh memory (2048 stage-2 faults), then waits"
-dmesg -c >/dev/null
+kmsg_mark
 /selftests/nptpool/pool_test -m hold -n 4096 >/tmp/demo.out 2>&1 &
 vm=$!
 i=0
@@ -40,6 +41,6 @@ grep -E '^(not )?ok' /tmp/demo.out
 sleep 1
 echo "after: $(meminfo)"
 pool
-echo "kernel messages meanwhile: $(dmesg | grep -c .)"
-dmesg | sed 's/^\[[ 0-9.]*\] /  /'
+echo "kernel messages meanwhile: $(kmsg_since | grep -c .)"
+kmsg_since | sed 's/^\[[ 0-9.]*\] /  /'
 exit $rc
