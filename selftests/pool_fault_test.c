@@ -1086,16 +1086,22 @@ static void test_reload(int seconds)
 struct pressure_report {
 	int held, create_errno;
 	int phase;		/* 1: holding VMs, 2: the guest runs, 3: done */
-	int run_errno, halted;
+	int setup_errno;	/* creating or setting up the guest's VM, 0: it ran */
+	int run_errno, halted, done;
 	u64 pmd_before, pmd_after;
 };
 
+/*
+ * The guest's VM is built by hand (raw_vm.h): with the host out of memory its creation
+ * or setup may fail, which is an outcome to report, where the library would abort.
+ */
 static void pressure_child(struct pressure_report *r, u64 npages)
 {
 	static int held[4096];
-	struct vm_under_test t;
 	struct rlimit rl = { 4200, 4200 };
-	int i;
+	struct raw_vm vm;
+	struct pool p;
+	int i, err;
 
 	write_file("/proc/self/oom_score_adj", "1000");
 	setrlimit(RLIMIT_NOFILE, &rl);
@@ -1112,12 +1118,21 @@ static void pressure_child(struct pressure_report *r, u64 npages)
 		close(held[r->held - 1 - i]);
 
 	r->phase = 2;
-	vm_setup(&t, npages, npages, 1);
-	r->pmd_before = t.pool.used[PMD];
-	r->run_errno = vm_run(&t);
-	read_pool(&t.pool);
-	r->pmd_after = t.pool.used[PMD];
-	r->halted = vm_halted(&t.pool);
+	err = raw_vm_create(&vm, 0);
+	if (!err) {
+		TEST_ASSERT(newest_vm_id(p.dir, sizeof(p.dir)) >= 0, "no pool for the guest's VM");
+		read_pool(&p);
+		r->pmd_before = p.used[PMD];
+		err = raw_vm_setup(&vm, 1UL << 30, npages * 4096, npages, 4096);
+	}
+	r->setup_errno = err;
+	if (!err) {
+		r->run_errno = raw_vm_run(&vm);
+		r->done = !r->run_errno && raw_vm_done(&vm);
+		read_pool(&p);
+		r->pmd_after = p.used[PMD];
+		r->halted = vm_halted(&p);
+	}
 	r->phase = 3;
 	exit(KSFT_PASS);
 }
@@ -1158,12 +1173,16 @@ static void test_pressure(u64 npages)
 	ksft_test_result(r->phase < 2 || r->create_errno == ENOMEM,
 			 "holding VMs until memory ran out, KVM_CREATE_VM failed with ENOMEM after %d\n",
 			 r->held);
-	if (r->phase == 3)
-		ksft_print_msg("guest touching %lu pages: KVM_RUN %s, pmd region used %lu -> %lu, halted %d\n",
+	if (r->phase == 3 && r->setup_errno)
+		ksft_print_msg("the guest's VM could not be set up: %s\n", strerror(r->setup_errno));
+	else if (r->phase == 3)
+		ksft_print_msg("guest touching %lu pages: KVM_RUN %s%s, pmd region used %lu -> %lu, halted %d\n",
 			       npages, r->run_errno ? strerror(r->run_errno) : "succeeded",
+			       r->run_errno || r->done ? "" : " but the guest did not finish",
 			       r->pmd_before, r->pmd_after, r->halted);
-	ksft_test_result(r->phase < 3 || (!r->halted && (!r->run_errno || r->run_errno == EFAULT ||
-							 r->run_errno == ENOMEM)),
+	ksft_test_result(r->phase < 3 || r->setup_errno == ENOMEM ||
+			 (!r->setup_errno && !r->halted &&
+			  (r->done || r->run_errno == EFAULT || r->run_errno == ENOMEM)),
 			 "a guest faulting with memory short ran, or failed for host memory, never halted by its pool\n");
 	ksft_test_result(counters_back(&base, 10), "nptpool's counters are back\n");
 	close(kmsg);
