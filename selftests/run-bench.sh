@@ -35,9 +35,9 @@ usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [
   -L  nptpool parameters of the large pool for vm_create
       (default 'pud_pages=512 pmd_pages=16384': 66 MiB, from alloc_contig_pages)
   -H  nptpool parameters for kvm_page_table_test with hugetlb backing (default
-      'pmd_pages=16384'): splitting blocks under dirty logging with several vCPUs
-      racing costs a pool page per lost race, thousands under emulation, so the
-      default pool runs out (README.md, Benchmark)
+      'pmd_pages=16384'): without patch 1 of patches/, vCPUs racing to split
+      the same blocks took thousands of pool pages under emulation; kept so that
+      results compare with earlier runs (README.md, Benchmark)
   -g  guest mode ID for the upstream tests (default 6: 40-bit IPA, 4K pages, the
       mode fault_latency_test uses)
   -c  VMs created and destroyed per vm_create run (default 5)
