@@ -83,19 +83,6 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn kvm_levels_map_to_regions_for_every_start_level() {
-        for start in -1i8..=2 {
-            assert_eq!(Region::for_level(start, start), Some(Region::Pgd));
-            assert_eq!(Region::for_level(start + 1, start), Some(Region::Pud));
-            for deeper in start + 2..=3 {
-                assert_eq!(Region::for_level(deeper, start), Some(Region::Pmd));
-            }
-            assert_eq!(Region::for_level(start - 1, start), None);
-            assert_eq!(Region::for_level(4, start), None);
-        }
-    }
-
     /// A long pseudo-random run on one pool: every allocation is the region's next page,
     /// and the first failure comes exactly when the chosen region is full.
     #[test]
