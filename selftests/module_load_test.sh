@@ -23,6 +23,9 @@ expect_refused() {
 HOLD=/selftests/nptpool/pool_test
 # start_vm: a VM that has faulted and now waits for SIGUSR1; sets $vm_pid.
 start_vm() {
+	# Empty it here: the child's own truncation can come after the loop below has
+	# already read "ready" left by the previous VM.
+	: >/tmp/hold.out
 	$HOLD -m hold -n 512 >/tmp/hold.out 2>&1 &
 	vm_pid=$!
 	i=0
