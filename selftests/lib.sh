@@ -13,6 +13,8 @@
 #                                 kmemleak kernel, no new kmemleak report
 #   finish                        exit 0 if every result passed, else 1
 #   kmsg_mark                     mark the kernel log; kmsg_since prints what came after
+#   start_ready OUT SECS CMD...   run CMD in the background, output to OUT, until it prints
+#                                 "ready" (at most SECS s); its pid in $ready_pid
 #
 # Never clear the kernel log (dmesg -c): kernel_log_check.sh, the last test of every run,
 # must see every report of every test before it.
@@ -40,6 +42,18 @@ kmsg_mark() {
 
 kmsg_since() {
 	dmesg | sed -n "/$kmsg_tag\$/,\$p" | sed 1d
+}
+
+start_ready() {
+	local out=$1 tenths=$(($2 * 10)) i=0
+	shift 2
+	# Emptied here, not by the child's redirection: that can come after the loop below
+	# has read a "ready" left in OUT by an earlier command.
+	: >"$out"
+	"$@" >"$out" 2>&1 &
+	ready_pid=$!
+	while ! grep -q ready "$out" && [ $i -lt $tenths ]; do sleep 0.1; i=$((i + 1)); done
+	grep -q ready "$out" || { echo "# not ready after $((tenths / 10)) s:"; sed 's/^/# /' "$out"; }
 }
 
 finish() {

@@ -23,14 +23,8 @@ expect_refused() {
 HOLD=/selftests/nptpool/pool_test
 # start_vm: a VM that has faulted and now waits for SIGUSR1; sets $vm_pid.
 start_vm() {
-	# Empty it here: the child's own truncation can come after the loop below has
-	# already read "ready" left by the previous VM.
-	: >/tmp/hold.out
-	$HOLD -m hold -n 512 >/tmp/hold.out 2>&1 &
-	vm_pid=$!
-	i=0
-	while ! grep -q ready /tmp/hold.out && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
-	grep -q ready /tmp/hold.out || { echo "# the VM was not ready after 120 s:"; sed 's/^/# /' /tmp/hold.out; }
+	start_ready /tmp/hold.out 120 $HOLD -m hold -n 512
+	vm_pid=$ready_pid
 }
 # resume_vm: let it fault its second half and exit; its status.
 resume_vm() {

@@ -901,7 +901,7 @@ static void *storm_vcpu_thread(void *arg)
 	return NULL;
 }
 
-/* VMs one after another until `deadline`; how many, in `*done` (shared with the parent). */
+/* VMs one after another until `limit_ms` after `start`; how many, in `*done` (shared). */
 static void storm_child(const struct timespec *start, u64 limit_ms, int nvcpus, u64 *done)
 {
 	struct kvm_vcpu *vcpus[MAX_VCPUS];

@@ -3,28 +3,21 @@
 # pool_memcg_test: a VM's pool (at the default size, which the buddy allocator serves) is
 # charged to the VMM's memory cgroup while the VM lives, as stage-2 tables
 # (memory.stat sec_pagetables), and uncharged when it dies.
+. /selftests/lib.sh
 CG=/sys/fs/cgroup
-n=0 failed=0
-result() {
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then echo "ok $n $2"; else echo "not ok $n $2"; failed=$((failed + 1)); fi
-}
 stat_kib() { awk -v k="$1" '$1 == k { print int($2 / 1024) }' "$CG/vmm/memory.stat"; }
 
 echo "TAP version 13"
 echo "1..3"
-mountpoint -q $CG || mount -t cgroup2 none $CG || { echo "1..0 # SKIP no cgroup2"; exit 4; }
+grep -q " $CG cgroup2 " /proc/mounts || mount -t cgroup2 none $CG || { echo "1..0 # SKIP no cgroup2"; exit 4; }
 echo +memory >$CG/cgroup.subtree_control
 mkdir -p $CG/vmm
 before=$(stat_kib sec_pagetables)
 
 # The VMM runs in the cgroup; the VM faults, then waits for SIGUSR1.
-sh -c "echo \$\$ >$CG/vmm/cgroup.procs; exec /selftests/nptpool/pool_test -m hold -n 512" \
-	>/tmp/memcg.out 2>&1 &
-vm=$!
-i=0
-while ! grep -q ready /tmp/memcg.out && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
-grep -q ready /tmp/memcg.out || { echo "# the VM was not ready after 120 s:"; sed 's/^/# /' /tmp/memcg.out; }
+start_ready /tmp/memcg.out 120 \
+	sh -c "echo \$\$ >$CG/vmm/cgroup.procs; exec /selftests/nptpool/pool_test -m hold -n 512"
+vm=$ready_pid
 dir=$(ls -d /sys/kernel/debug/nptpool/vm-$vm-* | tail -n 1)
 pool_kib=$(($(awk '/^pool / { sub("reserved_pages=", "", $5); print $5 }' "$dir/regions") * 4))
 charged=$(awk '/^pool / { print $6 }' "$dir/regions")

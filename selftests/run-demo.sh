@@ -17,10 +17,8 @@ pool
 
 echo "== a VM whose guest touches 8 MiB of fresh memory (2048 stage-2 faults), then waits"
 kmsg_mark
-/selftests/nptpool/pool_test -m hold -n 4096 >/tmp/demo.out 2>&1 &
-vm=$!
-i=0
-while ! grep -q ready /tmp/demo.out && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+start_ready /tmp/demo.out 60 /selftests/nptpool/pool_test -m hold -n 4096
+vm=$ready_pid
 for d in $D/vm-*; do
 	echo "$d:"
 	sed 's/^/  /' "$d/regions"
