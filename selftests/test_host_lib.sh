@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
-# Sourced by nptpool's scenario scripts in the test host: TAP results, module reloads and
-# the leak check every fault scenario ends with.
+# Sourced in the QEMU test host (never on the build machine: that is scripts/apt_lib.sh)
+# by run_tests.sh and nptpool's test scripts: TAP results, module reloads, and the leak
+# check that every test run under a pool (run_tests.sh, a POOL column other than '-')
+# ends with.
 #
 #   result STATUS DESCRIPTION     one TAP result (STATUS 0: ok)
 #   require_nptpool               exit 4 (skip) unless nptpool is loaded: stock runs stay stock
@@ -11,17 +13,22 @@
 #                                 lists) back within 32 MiB
 #                                 (plus KASAN's quarantine on a KASAN kernel), and, on a
 #                                 kmemleak kernel, no new kmemleak report
+#   under_pool PARAMS TMO CMD...  the runner's one way to run a test with a pool: see below
 #   finish                        exit 0 if every result passed, else 1
 #   kmsg_mark                     mark the kernel log; kmsg_since prints what came after
 #   start_ready OUT SECS CMD...   run CMD in the background, output to OUT, until it prints
 #                                 "ready" (at most SECS s); its pid in $ready_pid
 #
+# nptpool's counters and the settling before a reading come from nptpool_state, built
+# from the same C library as the tests, so shell and C read them one way.
+#
 # Never clear the kernel log (dmesg -c): kernel_log_check.sh, the last test of every run,
 # must see every report of every test before it.
 
-NPTPOOL_DEBUGFS=/sys/kernel/debug/nptpool
+NPTPOOL_KO=/nptpool.ko
+NPTPOOL_STATE=/selftests/nptpool/nptpool_state
 KMEMLEAK=/sys/kernel/debug/kmemleak
-# MemFree noise in the 2 GiB test host, see pool_test -m churn.
+# MemFree noise in the 2 GiB test host, see pool_churn_test.c.
 MEMFREE_SLACK_KIB=32768
 # KASAN keeps freed objects in a quarantine of up to 1/32 of RAM before MemFree sees them.
 if grep -q ' kasan_quarantine_put$' /proc/kallsyms 2>/dev/null; then
@@ -70,7 +77,7 @@ require_nptpool() {
 reload() {
 	rmmod nptpool 2>/dev/null
 	# shellcheck disable=SC2068 # a list of param=value words
-	insmod /nptpool.ko $@
+	insmod $NPTPOOL_KO $@
 }
 
 meminfo_kib() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
@@ -80,13 +87,6 @@ meminfo_kib() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
 # itself up) and shrink only slowly: tens of MiB after a freed pool of 1 GiB or hundreds
 # of huge pages, free all the same.
 pcp_free_kib() { awk '$1 == "count:" { n += $2 } END { print n * 4 }' /proc/zoneinfo; }
-
-# Let RCU-deferred frees run and drop what reclaim would drop anyway.
-settle() {
-	sync
-	sleep 1
-	echo 3 >/proc/sys/vm/drop_caches
-}
 
 # kmemleak reports an object once two scans found it unreferenced (its checksum must not
 # change in between) and it is older than 5 s.
@@ -99,7 +99,7 @@ kmemleak_scan() {
 kmemleak_reports() { grep -c '^unreferenced object' $KMEMLEAK; }
 
 leak_baseline() {
-	settle
+	$NPTPOOL_STATE settle
 	base_free=$(meminfo_kib MemFree) base_pcp=$(pcp_free_kib)
 	base_s2=$(meminfo_kib SecPageTables)
 	if [ -w $KMEMLEAK ]; then
@@ -109,20 +109,20 @@ leak_baseline() {
 }
 
 leak_check() {
-	local what=$1 i=0 vms=0 reserved=0 in_use=0 free pcp s2 leaks
-	if [ -d $NPTPOOL_DEBUGFS ]; then
+	local what=$1 i=0 counters='' free pcp s2 leaks
+	if [ -d /sys/module/nptpool ]; then
+		# Pools go back once their VMs' last references are dropped, which may trail
+		# the VMM's exit.
 		while [ $i -lt 100 ]; do
-			vms=$(cat $NPTPOOL_DEBUGFS/vms)
-			reserved=$(cat $NPTPOOL_DEBUGFS/pages_reserved)
-			in_use=$(cat $NPTPOOL_DEBUGFS/pages_in_use)
-			[ "$vms$reserved$in_use" = 000 ] && break
+			counters=$($NPTPOOL_STATE counters)
+			[ "$counters" = "vms 0 pages_reserved 0 pages_in_use 0" ] && break
 			sleep 0.1
 			i=$((i + 1))
 		done
+		[ "$counters" = "vms 0 pages_reserved 0 pages_in_use 0" ]
+		result $? "after $what: nptpool's $counters"
 	fi
-	[ "$vms$reserved$in_use" = 000 ]
-	result $? "after $what: vms $vms, pages_reserved $reserved, pages_in_use $in_use"
-	settle
+	$NPTPOOL_STATE settle
 	free=$(meminfo_kib MemFree) pcp=$(pcp_free_kib)
 	s2=$(meminfo_kib SecPageTables)
 	[ "$s2" -eq "$base_s2" ]
@@ -136,4 +136,39 @@ leak_check() {
 		result $? "after $what: kmemleak found no new leak ($base_leaks -> $leaks reports)"
 		[ "$leaks" -eq "$base_leaks" ] || sed 's/^/# /' $KMEMLEAK | tail -n 60
 	fi
+}
+
+# under_pool PARAMS TIMEOUT_S CMD [ARGS...]: run_tests.sh's way to run a test with a pool.
+# PARAMS is 'default' or comma-separated PARAM=VALUE words.  nptpool is reloaded with
+# them (and exported to CMD as NPTPOOL_PARAMS, for scripts that reload it themselves),
+# overcommit is set to 'always' (big memslots of untouched anonymous memory have no RAM
+# behind them, but the heuristic check would refuse some in a 2 GiB test host), the leak
+# baseline taken, CMD run (killed after TIMEOUT_S), the leak check made, and nptpool and
+# overcommit put back.  CMD's own TAP comes first; the leak check's results follow, as
+# this function's.  Returns CMD's status (4: skipped, no leak check), or 1 if the leak
+# check or a reload failed.  In a stock boot (nptpool not loaded) CMD just runs.
+under_pool() {
+	local params=$1 tmo=$2 rc old_overcommit
+	shift 2
+	n=0 failed=0
+	if [ ! -d /sys/module/nptpool ]; then
+		timeout -s KILL "$tmo" "$@"
+		return
+	fi
+	[ "$params" = default ] && params=
+	params=$(echo "$params" | tr , ' ')
+	# shellcheck disable=SC2086 # a list of param=value words
+	reload $params || { echo "# insmod $NPTPOOL_KO $params failed"; reload; return 1; }
+	old_overcommit=$(cat /proc/sys/vm/overcommit_memory)
+	echo 1 >/proc/sys/vm/overcommit_memory
+	leak_baseline
+	NPTPOOL_PARAMS=$params timeout -s KILL "$tmo" "$@"
+	rc=$?
+	echo "$old_overcommit" >/proc/sys/vm/overcommit_memory
+	if [ $rc -ne 4 ] && [ $rc -ne 137 ]; then
+		leak_check "$(basename "$1")${params:+ ($params)}"
+	fi
+	reload || { echo "# nptpool does not reload with its defaults"; failed=$((failed + 1)); }
+	[ $rc -eq 0 ] && [ "$failed" -ne 0 ] && rc=1
+	return $rc
 }
