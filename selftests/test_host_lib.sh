@@ -52,7 +52,7 @@ kmsg_since() {
 }
 
 start_ready() {
-	local out=$1 tenths=$(($2 * 10)) i=0
+	local out="$1" tenths=$(($2 * 10)) i=0
 	shift 2
 	# Emptied here, not by the child's redirection: that can come after the loop below
 	# has read a "ready" left in OUT by an earlier command.
@@ -109,7 +109,7 @@ leak_baseline() {
 }
 
 leak_check() {
-	local what=$1 i=0 counters='' free pcp s2 leaks
+	local what="$1" i=0 counters='' free pcp s2 leaks
 	if [ -d /sys/module/nptpool ]; then
 		# Pools go back once their VMs' last references are dropped, which may trail
 		# the VMM's exit.
@@ -148,7 +148,7 @@ leak_check() {
 # this function's.  Returns CMD's status (4: skipped, no leak check), or 1 if the leak
 # check or a reload failed.  In a stock boot (nptpool not loaded) CMD just runs.
 under_pool() {
-	local params=$1 tmo=$2 rc old_overcommit
+	local params="$1" tmo="$2" rc old_overcommit
 	shift 2
 	n=0 failed=0
 	if [ ! -d /sys/module/nptpool ]; then
