@@ -17,6 +17,7 @@ mod kvm;
 #[allow(unreachable_pub)]
 mod ptalloc;
 mod ptalloc_kunit;
+mod reservation;
 mod vm;
 
 use core::fmt;

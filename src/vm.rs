@@ -15,8 +15,8 @@ use kernel::{
     },
 };
 
-use crate::kvm::{table_page_count, Reservation, VmInfo};
 use crate::ptalloc::{Layout, PtAlloc, Region, PAGE_SIZE};
+use crate::reservation::Reservation;
 
 /// Module-wide state the VMs share: the sizes from the module parameters, the debugfs
 /// root and the global counters.
@@ -51,15 +51,17 @@ impl Stats {
 }
 
 /// The part of a VM's pool that its debugfs files read too.
+///
+/// # Invariants
+///
+/// The allocator's layout lies inside `reservation`.
 #[pin_data]
 pub(crate) struct VmState {
     name: CString,
     start_level: i8,
-    /// The reservation the layout lies in: `[reserved_phys, + reserved_pages)`.
-    reserved_phys: u64,
-    reserved_pages: u64,
-    /// Whether the reservation is charged to the VMM's memory cgroup.
-    charged: bool,
+    /// The pool's memory. Released when the last reference to the state goes, after the
+    /// debugfs files that read it.
+    reservation: Reservation,
     stats: Arc<Stats>,
     /// The spec's per-VM NPT lock and the state it guards. Allocation needs `&mut PtAlloc`,
     /// which only the lock's guard gives out.
@@ -69,8 +71,8 @@ pub(crate) struct VmState {
 
 /// A VM's pool, owned by KVM (through the C shim) from `vm_init` to `vm_destroy`.
 ///
-/// Fields drop in order: debugfs first, so no reader sees the pool go, the reservation
-/// last.
+/// Fields drop in order: debugfs first, so no reader sees the pool go, then the state
+/// with the reservation.
 ///
 /// # Invariants
 ///
@@ -82,15 +84,22 @@ pub(crate) struct Vm {
     _halted: Pin<KBox<File<Arc<VmState>>>>,
     _dir: Dir,
     state: Arc<VmState>,
-    _reservation: Reservation,
 }
 
 impl Vm {
     /// Reserves and lays out a VM's pool; may sleep.
-    pub(crate) fn create(ctx: &Context, info: &VmInfo) -> Result<Pin<KBox<Vm>>> {
+    ///
+    /// `pid` names the VMM, `start_level` is the stage-2 start level KVM picked for the
+    /// VM's IPA size and `pgd_pages` the number of concatenated pages of its root.
+    pub(crate) fn create(
+        ctx: &Context,
+        pid: i32,
+        start_level: i8,
+        pgd_pages: u32,
+    ) -> Result<Pin<KBox<Vm>>> {
         let id = ctx.stats.next_id.fetch_add(1, Relaxed);
-        let name = CString::try_from_fmt(fmt!("vm-{}-{}", info.pid, id))?;
-        let pgd_pages = u64::from(info.pgd_pages);
+        let name = CString::try_from_fmt(fmt!("vm-{}-{}", pid, id))?;
+        let pgd_pages = u64::from(pgd_pages);
         let pages = Layout::total_pages(
             pgd_pages,
             u64::from(ctx.pud_pages),
@@ -106,7 +115,7 @@ impl Vm {
                 "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, VM creation fails with ENOMEM\n",
                 name.to_str().unwrap_or("vm"),
                 wanted.saturating_mul(PAGE_SIZE / 1024),
-                info.pid
+                pid
             );
         })?;
         let align = pgd_pages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
@@ -122,18 +131,14 @@ impl Vm {
         )
         .ok_or(ENOMEM)?;
 
-        let (reserved_phys, reserved, charged) = (
-            reservation.phys(),
-            reservation.pages(),
-            reservation.charged(),
-        );
+        let reserved = reservation.pages();
+        // INVARIANT: `base` is `reservation.phys()` aligned up by at most `slack` pages and
+        // the layout spans `pages`, so it ends within the `wanted` pages reserved.
         let state = Arc::pin_init(
             pin_init!(VmState {
                 name,
-                start_level: info.start_level,
-                reserved_phys,
-                reserved_pages: reserved,
-                charged,
+                start_level,
+                reservation,
                 stats: ctx.stats.clone(),
                 alloc <- new_spinlock!(PtAlloc::new(layout), "nptpool_vm"),
             }),
@@ -164,7 +169,6 @@ impl Vm {
             _halted: halted,
             _dir: dir,
             state,
-            _reservation: reservation,
         };
         Ok(KBox::pin(vm, GFP_KERNEL)?)
     }
@@ -238,9 +242,9 @@ impl VmState {
             "pool start=0x{:x} end=0x{:x} reserved_start=0x{:x} reserved_pages={} memcg_charged={}",
             start,
             end,
-            self.reserved_phys,
-            self.reserved_pages,
-            u8::from(self.charged)
+            self.reservation.phys(),
+            self.reservation.pages(),
+            u8::from(self.reservation.charged())
         )?;
         for region in Region::ALL {
             let (start, end) = alloc.layout().bounds(region);
@@ -264,13 +268,9 @@ impl VmState {
             let (start, _) = alloc.layout().bounds(region);
             let mut phys = start;
             while phys < alloc.next(region) {
-                writeln!(
-                    f,
-                    "0x{:x} {} {}",
-                    phys,
-                    region.name(),
-                    table_page_count(phys)
-                )?;
+                // By the type invariant every handed-out page is one of the reservation.
+                let count = self.reservation.page_count(phys).ok_or(fmt::Error)?;
+                writeln!(f, "0x{:x} {} {}", phys, region.name(), count)?;
                 let Some(after) = phys.checked_add(PAGE_SIZE) else {
                     break;
                 };
@@ -292,7 +292,7 @@ impl Drop for Vm {
         stats.vms.fetch_sub(1, Relaxed);
         stats
             .pages_reserved
-            .fetch_sub(self.state.reserved_pages, Relaxed);
+            .fetch_sub(self.state.reservation.pages(), Relaxed);
         stats.pages_in_use.fetch_sub(used, Relaxed);
     }
 }
