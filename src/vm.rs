@@ -6,7 +6,7 @@
 use core::fmt;
 
 use kernel::{
-    debugfs::{Dir, File},
+    debugfs::{Dir, File, Scope},
     prelude::*,
     str::CString,
     sync::{
@@ -27,26 +27,31 @@ pub(crate) struct Context {
     pub(crate) stats: Arc<Stats>,
 }
 
-/// The global counters shown in debugfs.
+/// The global counters, each shown by its own debugfs file.
+#[pin_data]
 pub(crate) struct Stats {
     /// VMs that have a pool.
-    pub(crate) vms: Atomic<u64>,
+    #[pin]
+    vms: File<Atomic<u64>>,
     /// Pages reserved for all pools.
-    pub(crate) pages_reserved: Atomic<u64>,
+    #[pin]
+    pages_reserved: File<Atomic<u64>>,
     /// Pages handed out as tables from all pools.
-    pub(crate) pages_in_use: Atomic<u64>,
+    #[pin]
+    pages_in_use: File<Atomic<u64>>,
     /// Names VMs uniquely in debugfs, also when a VMM creates several.
     next_id: Atomic<u64>,
 }
 
 impl Stats {
-    pub(crate) fn new() -> Self {
-        Self {
-            vms: Atomic::new(0),
-            pages_reserved: Atomic::new(0),
-            pages_in_use: Atomic::new(0),
+    /// Counters at zero, with their files in `dir`.
+    pub(crate) fn new(dir: &Dir) -> impl PinInit<Self> + '_ {
+        pin_init!(Self {
+            vms <- dir.read_only_file(c"vms", Atomic::new(0)),
+            pages_reserved <- dir.read_only_file(c"pages_reserved", Atomic::new(0)),
+            pages_in_use <- dir.read_only_file(c"pages_in_use", Atomic::new(0)),
             next_id: Atomic::new(0),
-        }
+        })
     }
 }
 
@@ -56,11 +61,10 @@ impl Stats {
 ///
 /// The allocator's layout lies inside `reservation`.
 #[pin_data]
-pub(crate) struct VmState {
+struct VmState {
     name: CString,
     start_level: i8,
-    /// The pool's memory. Released when the last reference to the state goes, after the
-    /// debugfs files that read it.
+    /// The pool's memory. Released with the state, after the debugfs files that read it.
     reservation: Reservation,
     stats: Arc<Stats>,
     /// The spec's per-VM NPT lock and the state it guards. Allocation needs `&mut PtAlloc`,
@@ -71,19 +75,17 @@ pub(crate) struct VmState {
 
 /// A VM's pool, owned by KVM (through the C shim) from `vm_init` to `vm_destroy`.
 ///
-/// Fields drop in order: debugfs first, so no reader sees the pool go, then the state
-/// with the reservation.
+/// The state is the data of the VM's debugfs directory: the scope removes the directory,
+/// waiting for its readers, before it drops the state, so no reader sees the pool go.
 ///
 /// # Invariants
 ///
 /// While a `Vm` exists it is counted once in [`Stats::vms`] and its reservation in
 /// [`Stats::pages_reserved`]; dropping it takes both back.
+#[pin_data(PinnedDrop)]
 pub(crate) struct Vm {
-    _regions: Pin<KBox<File<Arc<VmState>>>>,
-    _tables: Pin<KBox<File<Arc<VmState>>>>,
-    _halted: Pin<KBox<File<Arc<VmState>>>>,
-    _dir: Dir,
-    state: Arc<VmState>,
+    #[pin]
+    state: Scope<VmState>,
 }
 
 impl Vm {
@@ -132,45 +134,32 @@ impl Vm {
         .ok_or(ENOMEM)?;
 
         let reserved = reservation.pages();
+        // The state keeps the name for log lines; the directory is named by a copy.
+        let dir_name = CString::try_from(&*name)?;
         // INVARIANT: `base` is `reservation.phys()` aligned up by at most `slack` pages and
         // the layout spans `pages`, so it ends within the `wanted` pages reserved.
-        let state = Arc::pin_init(
-            pin_init!(VmState {
-                name,
-                start_level,
-                reservation,
-                stats: ctx.stats.clone(),
-                alloc <- new_spinlock!(PtAlloc::new(layout), "nptpool_vm"),
+        let state = pin_init!(VmState {
+            name,
+            start_level,
+            reservation,
+            stats: ctx.stats.clone(),
+            alloc <- new_spinlock!(PtAlloc::new(layout), "nptpool_vm"),
+        });
+        let vm = KBox::pin_init(
+            pin_init!(Vm {
+                state <- ctx.debugfs.scope(state, &dir_name, |state, dir| {
+                    dir.read_callback_file(c"regions", state, &VmState::write_regions);
+                    dir.read_callback_file(c"tables", state, &VmState::write_tables);
+                    dir.read_callback_file(c"halted", state, &VmState::write_halted);
+                }),
             }),
             GFP_KERNEL,
         )?;
-        let dir = ctx.debugfs.subdir(&state.name);
-        let regions = KBox::pin_init(
-            dir.read_callback_file(c"regions", state.clone(), &VmState::show_regions),
-            GFP_KERNEL,
-        )?;
-        let tables = KBox::pin_init(
-            dir.read_callback_file(c"tables", state.clone(), &VmState::show_tables),
-            GFP_KERNEL,
-        )?;
-        let halted = KBox::pin_init(
-            dir.read_callback_file(c"halted", state.clone(), &VmState::show_halted),
-            GFP_KERNEL,
-        )?;
-        // Counted here, where the `Vm` whose `Drop` uncounts it comes to be: a failure
-        // from here on (the box below) drops it and so undoes the count; one before it
-        // never counted.
+        // INVARIANT: counted as soon as the `Vm` exists; nothing in between can fail and
+        // drop it. A failure before never counted, and never ran the `Vm`'s drop.
         ctx.stats.vms.add(1, Relaxed);
         ctx.stats.pages_reserved.add(reserved, Relaxed);
-        // INVARIANT: counted just above.
-        let vm = Vm {
-            _regions: regions,
-            _tables: tables,
-            _halted: halted,
-            _dir: dir,
-            state,
-        };
-        Ok(KBox::pin(vm, GFP_KERNEL)?)
+        Ok(vm)
     }
 
     /// A fresh table for `level`: `pages` pages, more than one only for a root of
@@ -221,16 +210,8 @@ impl Vm {
 }
 
 impl VmState {
-    fn show_regions(this: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        this.write_regions(f)
-    }
-
-    fn show_tables(this: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        this.write_tables(f)
-    }
-
-    fn show_halted(this: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}", u8::from(this.alloc.lock().halted()))
+    fn write_halted(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", u8::from(self.alloc.lock().halted()))
     }
 
     fn write_regions(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -281,8 +262,9 @@ impl VmState {
     }
 }
 
-impl Drop for Vm {
-    fn drop(&mut self) {
+#[pinned_drop]
+impl PinnedDrop for Vm {
+    fn drop(self: Pin<&mut Self>) {
         let alloc = self.state.alloc.lock();
         let used = Region::ALL
             .iter()
