@@ -209,13 +209,16 @@ impl Vm {
     }
 }
 
+// The debugfs reads copy what they show under the VM's lock and format it after: the
+// lock is the one the VM's vCPUs take for every new table, under `kvm->mmu_lock`.
 impl VmState {
-    fn write_halted(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}", u8::from(self.alloc.lock().halted()))
+    /// The allocator's state as of now.
+    fn snapshot(&self) -> PtAlloc {
+        self.alloc.lock().clone()
     }
 
     fn write_regions(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let alloc = self.alloc.lock();
+        let alloc = self.snapshot();
         let (start, end) = alloc.layout().pool();
         writeln!(f, "start_level {}", self.start_level)?;
         writeln!(
@@ -243,8 +246,8 @@ impl VmState {
     }
 
     fn write_tables(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Copy the bump pointers, then read refcounts without holding the lock.
-        let alloc = self.alloc.lock().clone();
+        // The refcounts too are read without the lock: they are KVM's, not the lock's.
+        let alloc = self.snapshot();
         for region in Region::ALL {
             let (start, _) = alloc.layout().bounds(region);
             let mut phys = start;
@@ -259,6 +262,11 @@ impl VmState {
             }
         }
         Ok(())
+    }
+
+    fn write_halted(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let halted = self.alloc.lock().halted();
+        writeln!(f, "{}", u8::from(halted))
     }
 }
 
