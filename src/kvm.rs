@@ -12,8 +12,16 @@ use kernel::{error::to_result, prelude::*, types::ForeignOwnable};
 use crate::vm::{Context, Vm};
 
 mod ffi {
-    use core::ffi::c_void;
+    use core::{
+        ffi::c_void,
+        mem::{offset_of, size_of},
+    };
     use kernel::ffi::c_int;
+
+    // `enum nptpool_host_mode`; nptpool_kvm.c asserts the same values.
+    pub(super) const NPTPOOL_HOST_VHE: c_int = 1;
+    pub(super) const NPTPOOL_HOST_NVHE: c_int = 2;
+    pub(super) const NPTPOOL_HOST_PROTECTED: c_int = 3;
 
     extern "C" {
         pub(super) fn nptpool_kvm_host_mode() -> c_int;
@@ -32,9 +40,13 @@ mod ffi {
         pub(crate) pgd_pages: u32,
     }
 
-    // Keep the layout in step with nptpool_kvm.h.
-    const _: () = assert!(core::mem::size_of::<VmInfo>() == 12);
-    const _: () = assert!(core::mem::size_of::<*mut c_void>() == 8);
+    // The layout of `struct nptpool_vm_info`; nptpool_kvm.c asserts the same numbers, so
+    // a change on either side alone fails the build.
+    const _: () = assert!(offset_of!(VmInfo, pid) == 0);
+    const _: () = assert!(offset_of!(VmInfo, start_level) == 4);
+    const _: () = assert!(offset_of!(VmInfo, pgd_pages) == 8);
+    const _: () = assert!(size_of::<VmInfo>() == 12);
+    const _: () = assert!(size_of::<*mut c_void>() == 8);
 }
 
 pub(crate) use ffi::VmInfo;
@@ -56,9 +68,9 @@ impl HostMode {
         // SAFETY: `nptpool_kvm_host_mode` only reads CPU capabilities that are final once
         // modules can load; it takes no locks and has no preconditions.
         match unsafe { ffi::nptpool_kvm_host_mode() } {
-            1 => Ok(Self::Vhe),
-            2 => Ok(Self::Nvhe),
-            3 => Ok(Self::Protected),
+            ffi::NPTPOOL_HOST_VHE => Ok(Self::Vhe),
+            ffi::NPTPOOL_HOST_NVHE => Ok(Self::Nvhe),
+            ffi::NPTPOOL_HOST_PROTECTED => Ok(Self::Protected),
             _ => Err(EINVAL),
         }
     }
