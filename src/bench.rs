@@ -9,17 +9,29 @@
 //! memcg-charged page from the page allocator). Only addresses are handed out: the
 //! shared allocator spans no memory, so nothing needs reserving or zeroing.
 
-use core::fmt;
-
 use kernel::{
-    alloc::flags::{__GFP_ZERO, GFP_KERNEL_ACCOUNT},
+    alloc::flags::{
+        __GFP_ZERO,
+        GFP_KERNEL_ACCOUNT, //
+    },
+    fmt,
     page::Page,
     prelude::*,
-    sync::{new_spinlock, SpinLock},
-    time::{Instant, Monotonic},
+    sync::{
+        new_spinlock,
+        SpinLock, //
+    },
+    time::{
+        Instant,
+        Monotonic, //
+    },
 };
 
-use crate::ptalloc::{Layout, PtAlloc, Region};
+use crate::ptalloc::{
+    Layout,
+    PtAlloc,
+    Region, //
+};
 
 /// Allocations timed per read, on each side.
 const ROUNDS: u32 = 20000;

@@ -7,14 +7,24 @@
 
 use core::ffi::c_void;
 
-use kernel::{error::to_result, prelude::*, types::ForeignOwnable};
+use kernel::{
+    error::to_result,
+    prelude::*,
+    types::ForeignOwnable, //
+};
 
-use crate::vm::{Context, Vm};
+use crate::vm::{
+    Context,
+    Vm, //
+};
 
 mod ffi {
     use core::{
         ffi::c_void,
-        mem::{offset_of, size_of},
+        mem::{
+            offset_of,
+            size_of, //
+        },
     };
     use kernel::ffi::c_int;
 

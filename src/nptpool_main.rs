@@ -21,14 +21,23 @@ mod reservation;
 mod vm;
 
 use kernel::{
-    debugfs::{Dir, File},
+    debugfs::{
+        Dir,
+        File, //
+    },
     prelude::*,
-    sync::Arc,
+    sync::Arc, //
 };
 
 use bench::AllocBench;
-use kvm::{HostMode, Registration};
-use vm::{Context, Stats};
+use kvm::{
+    HostMode,
+    Registration, //
+};
+use vm::{
+    Context,
+    Stats, //
+};
 
 module! {
     type: NptPool,

@@ -12,11 +12,21 @@ use kernel::prelude::*;
 mod tests {
     use kernel::{
         prelude::*,
-        sync::{new_spinlock, SpinLock},
+        sync::{
+            new_spinlock,
+            SpinLock, //
+        },
     };
 
-    use crate::ptalloc::{Layout, PtAlloc, Region, PAGE_SIZE};
-    use crate::reservation::Reservation;
+    use crate::{
+        ptalloc::{
+            Layout,
+            PtAlloc,
+            Region,
+            PAGE_SIZE, //
+        },
+        reservation::Reservation, //
+    };
 
     /// A real pool of `pgd + pud + pmd` pages and its allocator under a spinlock.
     fn pool(pgd: u64, pud: u64, pmd: u64) -> Result<(Reservation, Pin<KBox<SpinLock<PtAlloc>>>)> {

@@ -3,20 +3,35 @@
 //! One VM's pool: its reservation, the `PTAllocSpec` allocator under the VM's spinlock,
 //! and its debugfs directory.
 
-use core::fmt;
-
 use kernel::{
-    debugfs::{Dir, File, Scope},
+    debugfs::{
+        Dir,
+        File,
+        Scope, //
+    },
+    fmt,
     prelude::*,
     str::CString,
     sync::{
-        atomic::{Atomic, Relaxed},
-        new_spinlock, Arc, SpinLock,
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        new_spinlock,
+        Arc,
+        SpinLock, //
     },
 };
 
-use crate::ptalloc::{Layout, PtAlloc, Region, PAGE_SIZE};
-use crate::reservation::Reservation;
+use crate::{
+    ptalloc::{
+        Layout,
+        PtAlloc,
+        Region,
+        PAGE_SIZE, //
+    },
+    reservation::Reservation, //
+};
 
 /// Module-wide state the VMs share: the sizes from the module parameters, the debugfs
 /// root and the global counters.
