@@ -12,9 +12,10 @@
 
 mod bench;
 mod kvm;
-// The same file is the root of the host test crate (Cargo.toml), where its `pub` items
-// are that crate's API.
-#[allow(unreachable_pub)]
+#[expect(
+    unreachable_pub,
+    reason = "also the root of the host test crate (Cargo.toml), whose API is its `pub` items"
+)]
 mod ptalloc;
 mod ptalloc_kunit;
 mod reservation;

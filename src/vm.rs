@@ -130,7 +130,7 @@ impl Vm {
         let reservation = Reservation::new(wanted).inspect_err(|_| {
             pr_err!(
                 "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, VM creation fails with ENOMEM\n",
-                name.to_str().unwrap_or("vm"),
+                &*name,
                 wanted.saturating_mul(PAGE_SIZE / 1024),
                 pid
             );
@@ -185,7 +185,7 @@ impl Vm {
         let Some(region) = Region::for_level(level, state.start_level) else {
             pr_err!(
                 "{}: KVM asked for a table at level {}, below no region of a stage-2 starting at level {}\n",
-                state.name.to_str().unwrap_or("vm"),
+                &*state.name,
                 level,
                 state.start_level
             );
@@ -212,7 +212,7 @@ impl Vm {
                 if let Some(region_pages) = halted_now {
                     pr_err!(
                         "{}: {} region exhausted ({} pages), VM halted; raise the module parameter {}\n",
-                        state.name.to_str().unwrap_or("vm"),
+                        &*state.name,
                         region.name(),
                         region_pages,
                         region.parameter()
