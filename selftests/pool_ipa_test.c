@@ -9,7 +9,8 @@
  * region, every handed-out table in the region of its level, tables one level below the
  * root from the pud region and deeper ones from the pmd region.  For the sizes of the
  * KVM selftest library's guest modes (36, 40, 48, 52 bits) a library VM, its guest
- * running with stage 1 on, must pass the same checks of its pool on the same line.
+ * running with stage 1 on, must also run, on the same line, with every table in the
+ * region of its level, the root filling the pgd region and pud and pmd tables live.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,14 +10,15 @@
 #   NAME TIMEOUT_S POOL COMMAND [ARGS...]
 #       POOL '-'        run COMMAND as it is (it loads and unloads nptpool itself, or
 #                       runs under whatever the boot loaded)
-#       POOL 'default'  or comma-separated nptpool parameters (pmd_pages=16,pud_pages=2):
-#                       run COMMAND under a pool of that shape, with the leak check after
+#       POOL 'default'  or comma-separated nptpool parameters (pmd_pages=16,pud_pages=2),
+#                       'overcommit' among them to set vm.overcommit_memory to 1: run
+#                       COMMAND under a pool of that shape, with the leak check after
 #                       (test_host_lib.sh, under_pool); in a stock boot it just runs
 #       COMMAND         a path, or the name of one of our programs in /selftests/nptpool
 #   skip NAME REASON...                  report NAME as skipped, with REASON
 #   # ...                                comment
-# A program exiting 4 (KSFT_SKIP) is reported as skipped.  TIMEOUT_S bounds COMMAND
-# alone, not the leak check.
+# A program exiting 4 (KSFT_SKIP) is reported as skipped.  TIMEOUT_S bounds COMMAND and
+# every process it started (run_bounded), not the leak check.  A malformed line fails.
 # TIMEOUT_SCALE=N (environment) multiplies every timeout, for slow kernels (KASAN).
 
 usage() { echo "usage: $0 [LIST]...  (TIMEOUT_SCALE=N multiplies the timeouts)" >&2; exit 2; }
@@ -46,16 +47,28 @@ printf '%s\n' "$entries" | {
 			echo "ok $i $tmo # SKIP $pool $cmd $args"
 			continue
 		fi
-		case $tmo in '' | *[!0-9]*) pool=malformed ;; esac
+		line="$name $tmo $pool $cmd $args"
+		case $tmo in '' | 0* | *[!0-9]*) pool=malformed ;; esac
+		case $pool in
+		- | malformed) ;;
+		'' | ,* | *, | *,,*) pool=malformed ;;
+		*)
+			for p in $(echo "$pool" | tr , ' '); do
+				case $p in default | overcommit | [a-z]*=[0-9a-fx+-]*) ;; *) pool=malformed ;; esac
+			done
+			;;
+		esac
+		[ -n "$cmd" ] || pool=malformed
 		case $cmd in /* | '') ;; *) cmd=$OURS/$cmd ;; esac
-		echo "# $i: $name: ${pool:+pool $pool: }$cmd $args"
+		echo "# $i: $name: pool $pool: $cmd $args"
 		rcfile=/tmp/rc.$i
-		tmo=$((${tmo:-0} * scale))
+		[ "$pool" = malformed ] && tmo=0
+		tmo=$((tmo * scale))
 		start=$(date +%s)
 		# shellcheck disable=SC2086 # args is the argument list from the list line
 		case $pool in
-		-) { timeout -s KILL "$tmo" $cmd $args 2>&1; echo $? >"$rcfile"; } </dev/null ;;
-		malformed | '') { echo "malformed list line: $name $tmo $pool $cmd $args"; echo 2 >"$rcfile"; } ;;
+		malformed) { echo "malformed list line: $line"; echo 2 >"$rcfile"; } ;;
+		-) { run_bounded "$tmo" $cmd $args 2>&1; echo $? >"$rcfile"; } </dev/null ;;
 		*) { under_pool "$pool" "$tmo" $cmd $args 2>&1; echo $? >"$rcfile"; } </dev/null ;;
 		esac | sed 's/^/# /'
 		rc=$(cat "$rcfile")

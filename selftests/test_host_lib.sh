@@ -13,7 +13,9 @@
 #                                 lists) back within 32 MiB
 #                                 (plus KASAN's quarantine on a KASAN kernel), and, on a
 #                                 kmemleak kernel, no new kmemleak report
-#   under_pool PARAMS TMO CMD...  the runner's one way to run a test with a pool: see below
+#   run_bounded TMO CMD...        CMD in a session of its own, killed with everything it
+#                                 started after TMO s (status 137)
+#   under_pool POOL TMO CMD...    the runner's one way to run a test with a pool: see below
 #   finish                        exit 0 if every result passed, else 1
 #   kmsg_mark                     mark the kernel log; kmsg_since prints what came after
 #   start_ready OUT SECS CMD...   run CMD in the background, output to OUT, until it prints
@@ -138,37 +140,83 @@ leak_check() {
 	fi
 }
 
-# under_pool PARAMS TIMEOUT_S CMD [ARGS...]: run_tests.sh's way to run a test with a pool.
-# PARAMS is 'default' or comma-separated PARAM=VALUE words.  nptpool is reloaded with
-# them (and exported to CMD as NPTPOOL_PARAMS, for scripts that reload it themselves),
-# overcommit is set to 'always' (big memslots of untouched anonymous memory have no RAM
-# behind them, but the heuristic check would refuse some in a 2 GiB test host), the leak
-# baseline taken, CMD run (killed after TIMEOUT_S), the leak check made, and nptpool and
-# overcommit put back.  CMD's own TAP comes first; the leak check's results follow, as
-# this function's.  Returns CMD's status (4: skipped, no leak check), or 1 if the leak
-# check or a reload failed.  In a stock boot (nptpool not loaded) CMD just runs.
+# A test's VMMs may fork (vm_storm_test, vmm_exit_test) or run in the background of a
+# script (pool_reload_race.sh): a timeout must take them all, or their VMs would keep
+# pools, and the module, busy after it.  busybox setsid execs CMD as the leader of a new
+# session (and process group), so the group's id is CMD's pid.
+run_bounded() {
+	local tmo="$1" pid dog rc
+	shift
+	setsid "$@" &
+	pid=$!
+	# Its output away from the runner's pipe, which would otherwise stay open.
+	(sleep "$tmo" && kill -KILL -- "-$pid") >/dev/null 2>&1 &
+	dog=$!
+	wait "$pid"
+	rc=$?
+	kill "$dog" 2>/dev/null
+	# Whatever CMD left behind in its group (after a timeout, all of it) goes too.
+	kill -KILL -- "-$pid" 2>/dev/null
+	return $rc
+}
+
+# Wait up to 30 s for the last VM to go: a killed VMM's VMs go with its last fd.
+vms_gone() {
+	local i=0
+	while [ $i -lt 300 ]; do
+		[ "$($NPTPOOL_STATE counters 2>/dev/null | cut -d' ' -f2)" = 0 ] && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# under_pool POOL TIMEOUT_S CMD [ARGS...]: run_tests.sh's way to run a test with a pool.
+# POOL is 'default' or comma-separated PARAM=VALUE words, and 'overcommit' among them
+# sets vm.overcommit_memory to 1 for CMD (big memslots of untouched anonymous memory have
+# no RAM behind them, but the heuristic check would refuse some in a 2 GiB test host).
+# nptpool is reloaded with the parameters (exported to CMD as NPTPOOL_PARAMS, for scripts
+# that reload it themselves), the leak baseline taken, CMD run (run_bounded), the leak
+# check made, and nptpool (with its defaults) and overcommit put back.  CMD's own TAP
+# comes first; the leak check's results, and a failure to restore the module, follow as
+# this function's.  Returns CMD's status (4: skipped, no leak check; 137: timed out, no
+# leak check), or 1 if the leak check or the restore failed.  In a stock boot (nptpool
+# not loaded) CMD just runs.
 under_pool() {
-	local params="$1" tmo="$2" rc old_overcommit
+	local pool="$1" tmo="$2" params='' p rc old_overcommit='' restored
 	shift 2
 	n=0 failed=0
 	if [ ! -d /sys/module/nptpool ]; then
-		timeout -s KILL "$tmo" "$@"
+		run_bounded "$tmo" "$@"
 		return
 	fi
-	[ "$params" = default ] && params=
-	params=$(echo "$params" | tr , ' ')
+	for p in $(echo "$pool" | tr , ' '); do
+		case $p in
+		default) ;;
+		overcommit) old_overcommit=$(cat /proc/sys/vm/overcommit_memory) ;;
+		*) params="${params:+$params }$p" ;;
+		esac
+	done
 	# shellcheck disable=SC2086 # a list of param=value words
-	reload $params || { echo "# insmod $NPTPOOL_KO $params failed"; reload; return 1; }
-	old_overcommit=$(cat /proc/sys/vm/overcommit_memory)
-	echo 1 >/proc/sys/vm/overcommit_memory
+	if ! reload $params; then
+		reload
+		result 1 "insmod $NPTPOOL_KO $params"
+		return 1
+	fi
+	[ -n "$old_overcommit" ] && echo 1 >/proc/sys/vm/overcommit_memory
 	leak_baseline
-	NPTPOOL_PARAMS=$params timeout -s KILL "$tmo" "$@"
+	NPTPOOL_PARAMS=$params run_bounded "$tmo" "$@"
 	rc=$?
-	echo "$old_overcommit" >/proc/sys/vm/overcommit_memory
+	[ -n "$old_overcommit" ] && echo "$old_overcommit" >/proc/sys/vm/overcommit_memory
 	if [ $rc -ne 4 ] && [ $rc -ne 137 ]; then
 		leak_check "$(basename "$1")${params:+ ($params)}"
 	fi
-	reload || { echo "# nptpool does not reload with its defaults"; failed=$((failed + 1)); }
-	[ $rc -eq 0 ] && [ "$failed" -ne 0 ] && rc=1
+	# After a timeout, the killed VMMs' VMs may still be going.
+	vms_gone && reload
+	restored=$?
+	[ $restored -eq 0 ] || result 1 "nptpool reloads with its defaults after $(basename "$1")"
+	if [ "$failed" -ne 0 ] && { [ $rc -eq 0 ] || [ $rc -eq 4 ]; }; then
+		rc=1
+	fi
 	return $rc
 }

@@ -50,8 +50,9 @@ mod ffi {
         pub(crate) pgd_pages: u32,
     }
 
-    // The layout of `struct nptpool_vm_info`; nptpool_kvm.c asserts the same numbers, so
-    // a change on either side alone fails the build.
+    // The layout of `struct nptpool_vm_info`, pinned to the numbers nptpool_kvm.c pins
+    // the C struct to: a change to either definition fails its own side's build until
+    // its numbers change, and those numbers are the other side's too.
     const _: () = assert!(offset_of!(VmInfo, pid) == 0);
     const _: () = assert!(offset_of!(VmInfo, start_level) == 4);
     const _: () = assert!(offset_of!(VmInfo, pgd_pages) == 8);

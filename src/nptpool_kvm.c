@@ -17,8 +17,9 @@
 #include "nptpool_kvm.h"
 
 /*
- * src/kvm.rs declares these again with the same numbers, asserted there too: a change
- * on one side alone fails the build instead of misreading the other.
+ * src/kvm.rs declares these again and pins them to the same numbers: a change to either
+ * definition fails its own side's build until its numbers change, and those numbers are
+ * the other side's too.
  */
 static_assert(NPTPOOL_HOST_VHE == 1);
 static_assert(NPTPOOL_HOST_NVHE == 2);

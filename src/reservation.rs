@@ -92,9 +92,10 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         // SAFETY: by the type invariant this is a live reservation, released only here.
-        // Its owner (the VM's state) is dropped from `vm_destroy`, after KVM's
-        // rcu_barrier(), when no stage-2 walker or RCU callback refers to its pages any
-        // more, and after its debugfs files are gone.
+        // Its owners drop it only when nothing refers to its pages any more: the VM's
+        // state from `vm_destroy`, after KVM's rcu_barrier() (no stage-2 walker or RCU
+        // callback left) and after its debugfs files are gone, or on `Vm::create`'s error
+        // paths and in KUnit, before any page of it was handed out.
         unsafe { ffi::nptpool_pool_release(self.phys, self.pages) }
     }
 }

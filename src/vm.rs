@@ -33,6 +33,11 @@ use crate::{
     reservation::Reservation, //
 };
 
+// The allocator core carves pools in 4 KiB pages, KVM's tables are the kernel's pages:
+// until the core takes the kernel's page size, refuse to build for 16K or 64K kernels
+// rather than hand KVM overlapping tables.
+const _: () = assert!(kernel::page::PAGE_SIZE as u64 == PAGE_SIZE);
+
 /// Module-wide state the VMs share: the sizes from the module parameters, the debugfs
 /// root and the global counters.
 pub(crate) struct Context {
