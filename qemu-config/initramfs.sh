@@ -10,7 +10,7 @@ kdir=$1 b=$2
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 cache=${NPTPOOL_CACHE:-$HOME/.cache/nptpool}
-. "$top/scripts/lib.sh"
+. "$top/scripts/apt_lib.sh"
 
 busybox=$cache/busybox-arm64/bin/busybox
 if [ ! -x "$busybox" ]; then

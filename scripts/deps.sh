@@ -10,7 +10,7 @@ usage() { echo "usage: $0   (no arguments; run as root, or with sudo available)"
 
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 LLVM_BIN=/usr/lib/llvm-19/bin
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/apt_lib.sh"
 
 APT_PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross

@@ -30,7 +30,7 @@ export PATH=/usr/lib/llvm-19/bin:$HOME/.cargo/bin:$PATH
 KMAKE=(make -s ARCH=arm64 LLVM=1)
 BUILD_TARGETS="Image modules"
 
-. "$top/scripts/lib.sh"
+. "$top/scripts/apt_lib.sh"
 
 log() { echo "kernel: $*" >&2; }
 die() { echo "kernel: error: $*" >&2; exit 1; }

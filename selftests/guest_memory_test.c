@@ -11,13 +11,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "kvm_util.h"
-#include "processor.h"
-#include "test_util.h"
-#include "ucall_common.h"
+#include "nptpool_kvm.h"
 
-#define TEST_SLOT	10
-#define TEST_GVA	0xc0000000UL
 #define WORDS_PER_PAGE(psz)	((psz) / sizeof(u64))
 
 /* Distinct per page and per side, so a page mapped twice or to the wrong frame shows. */
@@ -106,7 +101,7 @@ int main(int argc, char *argv[])
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
 	words = WORDS_PER_PAGE(vm->page_size);
 	/* At the top of the IPA space, aligned for any backing's huge pages. */
-	gpa = ((vm->max_gfn - npages) * vm->page_size) & ~(get_backing_src_pagesz(src) - 1);
+	gpa = top_gpa_aligned(vm, npages, get_backing_src_pagesz(src));
 	vm_userspace_mem_region_add(vm, src, gpa, TEST_SLOT, npages, 0);
 	virt_map(vm, TEST_GVA, gpa, npages);
 	seed = (u64)getpid() << 32 | 0x5eed;

@@ -10,7 +10,7 @@
 [ $# -le 1 ] || { echo "usage: $0 [KO]" >&2; exit 2; }
 KO=${1:-/nptpool.ko}
 SUITE=nptpool_ptalloc
-. /selftests/lib.sh
+. /selftests/test_host_lib.sh
 
 if [ -e /sys/module/nptpool ]; then
 	rmmod nptpool || { echo "# cannot unload nptpool to rerun its suite"; exit 1; }

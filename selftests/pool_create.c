@@ -11,85 +11,34 @@
  *
  * nptpool's global counters must be back where they began afterwards.
  *
- * Built without the KVM selftest library (raw_vm.h): the library creates a VM before
- * main() to probe the host, which fails when no pool can be reserved, and that is one of
- * the outcomes this program is for.
+ * Built without the KVM selftest library (raw_vm.h, and the libc-only part of nptpool's
+ * library): the library creates a VM before main() to probe the host, which fails when no
+ * pool can be reserved, and that is one of the outcomes this program is for.  Runs with
+ * nptpool loaded or not (its counters then read as missing, before and after alike).
  */
-#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "kselftest.h"
+#include "nptpool.h"
 #include "raw_vm.h"
 
-#define DEBUGFS		"/sys/kernel/debug/nptpool"
 #define OUTCOME_RUN	1
 #define OUTCOME_NOMEM	2
 #define OUTCOME_HALT	4
 #define BLOCK_SIZE	(2ULL << 20)
 
-static unsigned long long read_ull(const char *path)
-{
-	unsigned long long v = ~0ULL;
-	FILE *f = fopen(path, "r");
-
-	if (f) {
-		if (fscanf(f, "%llu", &v) != 1)
-			v = ~0ULL;
-		fclose(f);
-	}
-	return v;
-}
-
-/* vms, pages_reserved and pages_in_use, as one string. */
-static void counters(char *buf, size_t len)
-{
-	snprintf(buf, len, "vms %llu pages_reserved %llu pages_in_use %llu",
-		 read_ull(DEBUGFS "/vms"), read_ull(DEBUGFS "/pages_reserved"),
-		 read_ull(DEBUGFS "/pages_in_use"));
-}
-
-/* The `halted` file of this process's only VM: 1, 0, or -1 if there is none. */
+/* The `halted` file of this process's VM: 1, 0, or -1 if there is none. */
 static int halted(void)
 {
-	char prefix[32], path[512];
-	struct dirent *e;
-	int h = -1;
-	DIR *d;
+	char dir[320];
 
-	snprintf(prefix, sizeof(prefix), "vm-%d-", getpid());
-	d = opendir(DEBUGFS);
-	if (!d)
+	if (newest_vm_id_of(getpid(), dir, sizeof(dir), true) < 0)
 		return -1;
-	while ((e = readdir(d)))
-		if (!strncmp(e->d_name, prefix, strlen(prefix))) {
-			snprintf(path, sizeof(path), DEBUGFS "/%s/halted", e->d_name);
-			h = read_ull(path);
-		}
-	closedir(d);
-	return h;
-}
-
-/* Whether a kernel message since `fd` was opened says the pool of this pid failed. */
-static bool reserve_failure_logged(int fd)
-{
-	char rec[2048], needle[96];
-	ssize_t n;
-
-	snprintf(needle, sizeof(needle), "stage-2 table pool for the VM of pid %d, VM creation fails with ENOMEM",
-		 getpid());
-	for (;;) {
-		n = read(fd, rec, sizeof(rec) - 1);
-		if (n < 0 && errno == EPIPE)
-			continue;
-		if (n <= 0)
-			return false;
-		rec[n] = 0;
-		if (strstr(rec, needle) && strstr(rec, "cannot reserve a ")) {
-			ksft_print_msg("dmesg: %s", strchr(rec, ';') ? strchr(rec, ';') + 1 : rec);
-			return true;
-		}
-	}
+	return read_halted(dir);
 }
 
 static int parse_outcomes(const char *s)
@@ -113,7 +62,8 @@ int main(int argc, char *argv[])
 {
 	unsigned long long size = 16 * BLOCK_SIZE, top;
 	int allowed = OUTCOME_RUN, ipa = 40, opt, err, kmsg, got = 0;
-	char before[128], after[128];
+	char before[128], after[128], line[512];
+	struct counters cb, ca;
 	struct raw_vm r;
 
 	while ((opt = getopt(argc, argv, "ho:i:")) != -1) {
@@ -141,17 +91,16 @@ int main(int argc, char *argv[])
 	if (access("/dev/kvm", F_OK))
 		ksft_exit_skip("no /dev/kvm\n");
 	ksft_set_plan(2);
-	counters(before, sizeof(before));
-	kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
-	if (kmsg < 0)
-		ksft_exit_fail_msg("open /dev/kmsg: %s\n", strerror(errno));
-	lseek(kmsg, 0, SEEK_END);
+	counters_try_read(&cb);
+	kmsg = kmsg_open();
 
 	err = raw_vm_create(&r, KVM_VM_TYPE_ARM_IPA_SIZE(ipa));
 	if (err) {
 		ksft_print_msg("KVM_CREATE_VM: %s\n", strerror(err));
-		if (err == ENOMEM && reserve_failure_logged(kmsg))
+		if (err == ENOMEM && reserve_failure_logged(kmsg, getpid(), line, sizeof(line))) {
+			ksft_print_msg("dmesg: %s\n", line);
 			got = OUTCOME_NOMEM;
+		}
 	} else {
 		top = 1ULL << ipa;
 		err = raw_vm_setup(&r, top - size, size, 16, BLOCK_SIZE);
@@ -176,9 +125,11 @@ int main(int argc, char *argv[])
 			 got == OUTCOME_NOMEM ? "was refused with ENOMEM and nptpool's line" :
 			 got == OUTCOME_HALT ? "halted: KVM_RUN failed with ENOMEM, then EIO" :
 			 "did none of run, nomem, halt");
-	counters(after, sizeof(after));
+	counters_try_read(&ca);
+	counters_str(&cb, before, sizeof(before));
+	counters_str(&ca, after, sizeof(after));
 	ksft_print_msg("before: %s; after: %s\n", before, after);
-	ksft_test_result(!strcmp(before, after), "nptpool's counters are back\n");
+	ksft_test_result(counters_equal(&cb, &ca), "nptpool's counters are back\n");
 	close(kmsg);
 	ksft_finished();
 }

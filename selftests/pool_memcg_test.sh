@@ -3,7 +3,7 @@
 # pool_memcg_test: a VM's pool (at the default size, which the buddy allocator serves) is
 # charged to the VMM's memory cgroup while the VM lives, as stage-2 tables
 # (memory.stat sec_pagetables), and uncharged when it dies.
-. /selftests/lib.sh
+. /selftests/test_host_lib.sh
 CG=/sys/fs/cgroup
 stat_kib() { awk -v k="$1" '$1 == k { print int($2 / 1024) }' "$CG/vmm/memory.stat"; }
 
@@ -16,7 +16,7 @@ before=$(stat_kib sec_pagetables)
 
 # The VMM runs in the cgroup; the VM faults, then waits for SIGUSR1.
 start_ready /tmp/memcg.out 120 \
-	sh -c "echo \$\$ >$CG/vmm/cgroup.procs; exec /selftests/nptpool/pool_test -m hold -n 512"
+	sh -c "echo \$\$ >$CG/vmm/cgroup.procs; exec /selftests/nptpool/vm_hold -n 512"
 vm=$ready_pid
 dir=$(ls -d /sys/kernel/debug/nptpool/vm-$vm-* | tail -n 1)
 pool_kib=$(($(awk '/^pool / { sub("reserved_pages=", "", $5); print $5 }' "$dir/regions") * 4))

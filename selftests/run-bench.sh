@@ -19,7 +19,7 @@ set -u
 usage() {
 	cat <<USAGE
 usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [-M MODE] [-S]
-                    [-k NPTPOOL_KO] [-t KVM_SELFTESTS_DIR] [-f FAULT_LATENCY_TEST]
+                    [-k NPTPOOL_KO] [-t KVM_SELFTESTS_DIR] [-f NPTPOOL_SELFTESTS_DIR]
                     [-L 'LARGE_POOL_PARAMS'] [-H 'HUGETLB_POOL_PARAMS'] [-g GUEST_MODE_ID]
                     [-c CYCLES] [-T SECONDS] [-o CSV]
   -n  repetitions, each runs every configuration on both sides (default 5)
@@ -31,7 +31,8 @@ usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [
   -S  stock only: never load nptpool (pKVM, where it cannot load)
   -k  nptpool.ko (default /nptpool.ko)
   -t  directory of the built upstream KVM selftests (default /selftests/kvm)
-  -f  our fault_latency_test binary (default /selftests/nptpool/fault_latency_test)
+  -f  directory of our built selftests, fault_latency_test and vm_create_test
+      (default /selftests/nptpool)
   -L  nptpool parameters of the large pool for vm_create
       (default 'pud_pages=512 pmd_pages=16384': 66 MiB, from alloc_contig_pages)
   -H  nptpool parameters for kvm_page_table_test with hugetlb backing (default
@@ -48,7 +49,7 @@ USAGE
 
 REPS=5 SIZES='2M 8M' VCPUS='1 2 4' MODE='' STOCK_ONLY=0 OUT=''
 BENCHES='kvm_page_table_test demand_paging_test fault_latency vm_create alloc_bench'
-KO=/nptpool.ko KVMDIR=/selftests/kvm FLT=/selftests/nptpool/fault_latency_test
+KO=/nptpool.ko KVMDIR=/selftests/kvm OURS=/selftests/nptpool
 LARGE='pud_pages=512 pmd_pages=16384' HUGE_POOL='pmd_pages=16384' GMODE=6 CYCLES=5 RUN_TIMEOUT=600
 while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:T:o: opt; do
 	case $opt in
@@ -60,7 +61,7 @@ while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:T:o: opt; do
 	S) STOCK_ONLY=1 ;;
 	k) KO=$OPTARG ;;
 	t) KVMDIR=$OPTARG ;;
-	f) FLT=$OPTARG ;;
+	f) OURS=$OPTARG ;;
 	L) LARGE=$OPTARG ;;
 	H) HUGE_POOL=$OPTARG ;;
 	g) GMODE=$OPTARG ;;
@@ -72,6 +73,7 @@ while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:T:o: opt; do
 	esac
 done
 [ $# -eq $((OPTIND - 1)) ] || { usage >&2; exit 2; }
+FLT=$OURS/fault_latency_test VMC=$OURS/vm_create_test
 
 say() { echo "run-bench: $*"; }
 die() { say "error: $*" >&2; exit 1; }
@@ -81,7 +83,8 @@ die() { say "error: $*" >&2; exit 1; }
 for b in $BENCHES; do
 	case $b in
 	kvm_page_table_test | demand_paging_test) [ -x "$KVMDIR/$b" ] || die "no $KVMDIR/$b (-t)" ;;
-	fault_latency | vm_create) [ -x "$FLT" ] || die "no $FLT (-f)" ;;
+	fault_latency) [ -x "$FLT" ] || die "no $FLT (-f)" ;;
+	vm_create) [ -x "$VMC" ] || die "no $VMC (-f)" ;;
 	alloc_bench) ;;
 	*) die "unknown benchmark $b" ;;
 	esac
@@ -184,12 +187,12 @@ b_dp() {	# SIDE VCPUS SIZE: demand_paging_test's -b is per vCPU
 }
 
 b_fault() {	# SIDE VCPUS SIZE
-	run "$1" fault_latency "v$2-$3" "$P_FLT" "$FLT" -m latency -r -v "$2" -b "$(bytes "$3")"
+	run "$1" fault_latency "v$2-$3" "$P_FLT" "$FLT" -r -v "$2" -b "$(bytes "$3")"
 }
 
 b_create() {	# SIDE POOL VCPUS SIZE
 	run "$1" vm_create "v$3-$4-$2_pool" "$P_FLT" \
-		"$FLT" -m create -n "$CYCLES" -v "$3" -b "$(bytes "$4")"
+		"$VMC" -n "$CYCLES" -v "$3" -b "$(bytes "$4")"
 }
 
 # alloc_bench: nptpool's debugfs times its bump allocator under the VM lock (nptpool

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # `make run`: one VM on the test host, and its stage-2 table pool as nptpool shows it.
-. /selftests/lib.sh
+. /selftests/test_host_lib.sh
 D=/sys/kernel/debug/nptpool
 meminfo() { grep SecPageTables /proc/meminfo | tr -s ' '; }
 pool() {
@@ -17,7 +17,7 @@ pool
 
 echo "== a VM whose guest touches 8 MiB of fresh memory (2048 stage-2 faults), then waits"
 kmsg_mark
-start_ready /tmp/demo.out 60 /selftests/nptpool/pool_test -m hold -n 4096
+start_ready /tmp/demo.out 60 /selftests/nptpool/vm_hold -n 4096
 vm=$ready_pid
 for d in $D/vm-*; do
 	echo "$d:"

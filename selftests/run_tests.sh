@@ -1,53 +1,85 @@
 #!/bin/sh
-# Run a list of KVM selftests inside the test host and report them as TAP: one top-level
-# result per program, with each program's own output (and its own TAP results, if it
+# Run lists of KVM selftests inside the test host and report them as TAP: one top-level
+# result per list line, with each program's own output (and its own TAP results, if it
 # prints any) nested below as '# ' comment lines, as the kselftest runner does.
 #
 # usage: run_tests.sh [LIST]...     (default: /selftests/nptpool.list
 #                                   /selftests/upstream-stage2.list /selftests/upstream.list)
 #
-# List lines:  NAME TIMEOUT_S COMMAND [ARGS...]     run COMMAND, fail past TIMEOUT_S
-#              skip NAME REASON...                  report NAME as skipped, with REASON
-#              # ...                                comment
-# A program exiting 4 (KSFT_SKIP) is reported as skipped.
+# List lines (everything about one test is on its line):
+#   NAME TIMEOUT_S POOL COMMAND [ARGS...]
+#       POOL '-'        run COMMAND as it is (it loads and unloads nptpool itself, or
+#                       runs under whatever the boot loaded)
+#       POOL 'default'  or comma-separated nptpool parameters (pmd_pages=16,pud_pages=2),
+#                       'overcommit' among them to set vm.overcommit_memory to 1: run
+#                       COMMAND under a pool of that shape, with the leak check after
+#                       (test_host_lib.sh, under_pool); in a stock boot it just runs
+#       COMMAND         a path, or the name of one of our programs in /selftests/nptpool
+#   skip NAME REASON...                  report NAME as skipped, with REASON
+#   # ...                                comment
+# A program exiting 4 (KSFT_SKIP) is reported as skipped.  TIMEOUT_S bounds COMMAND and
+# every process it started (run_bounded), not the leak check.  A malformed line fails.
 # TIMEOUT_SCALE=N (environment) multiplies every timeout, for slow kernels (KASAN).
 
+usage() { echo "usage: $0 [LIST]...  (TIMEOUT_SCALE=N multiplies the timeouts)" >&2; exit 2; }
 [ $# -gt 0 ] || set -- /selftests/nptpool.list /selftests/upstream-stage2.list /selftests/upstream.list
 for l in "$@"; do
-	[ -r "$l" ] || { echo "usage: $0 [LIST]...  ($l: not readable)" >&2; exit 2; }
+	case $l in -h | --help) usage ;; esac
+	[ -r "$l" ] || { echo "$0: $l: not readable" >&2; usage; }
 done
 
 scale=${TIMEOUT_SCALE:-1}
 case $scale in '' | *[!0-9]*) echo "$0: TIMEOUT_SCALE must be a whole number" >&2; exit 2 ;; esac
+
+. /selftests/test_host_lib.sh
+OURS=/selftests/nptpool
 
 entries=$(cat "$@" | grep -v '^[[:space:]]*\(#\|$\)')
 total=$(printf '%s\n' "$entries" | grep -c .)
 echo "TAP version 13"
 echo "1..$total"
 
-n=0 failed=0
+i=0 bad=0
 printf '%s\n' "$entries" | {
-	while read -r name tmo rest; do
-		n=$((n + 1))
+	while read -r name tmo pool cmd args; do
+		i=$((i + 1))
 		if [ "$name" = skip ]; then
-			echo "ok $n $tmo # SKIP $rest"
+			echo "ok $i $tmo # SKIP $pool $cmd $args"
 			continue
 		fi
-		echo "# $n: $name: $rest"
-		rcfile=/tmp/rc.$n
-		# shellcheck disable=SC2086 # rest is the command line from the list
+		line="$name $tmo $pool $cmd $args"
+		case $tmo in '' | 0* | *[!0-9]*) pool=malformed ;; esac
+		case $pool in
+		- | malformed) ;;
+		'' | ,* | *, | *,,*) pool=malformed ;;
+		*)
+			for p in $(echo "$pool" | tr , ' '); do
+				case $p in default | overcommit | [a-z]*=[0-9a-fx+-]*) ;; *) pool=malformed ;; esac
+			done
+			;;
+		esac
+		[ -n "$cmd" ] || pool=malformed
+		case $cmd in /* | '') ;; *) cmd=$OURS/$cmd ;; esac
+		echo "# $i: $name: pool $pool: $cmd $args"
+		rcfile=/tmp/rc.$i
+		[ "$pool" = malformed ] && tmo=0
 		tmo=$((tmo * scale))
 		start=$(date +%s)
-		{ timeout -s KILL "$tmo" $rest 2>&1; echo $? >"$rcfile"; } </dev/null | sed 's/^/# /'
+		# shellcheck disable=SC2086 # args is the argument list from the list line
+		case $pool in
+		malformed) { echo "malformed list line: $line"; echo 2 >"$rcfile"; } ;;
+		-) { run_bounded "$tmo" $cmd $args 2>&1; echo $? >"$rcfile"; } </dev/null ;;
+		*) { under_pool "$pool" "$tmo" $cmd $args 2>&1; echo $? >"$rcfile"; } </dev/null ;;
+		esac | sed 's/^/# /'
 		rc=$(cat "$rcfile")
 		# How close each program runs to its timeout, for choosing timeouts.
-		echo "# $n: $name: took $(($(date +%s) - start))s of ${tmo}s"
+		echo "# $i: $name: took $(($(date +%s) - start))s, timeout ${tmo}s"
 		case $rc in
-		0) echo "ok $n $name" ;;
-		4) echo "ok $n $name # SKIP (the program skipped itself)" ;;
-		137) echo "not ok $n $name # TIMEOUT after ${tmo}s"; failed=$((failed + 1)) ;;
-		*) echo "not ok $n $name # exit status $rc"; failed=$((failed + 1)) ;;
+		0) echo "ok $i $name" ;;
+		4) echo "ok $i $name # SKIP (the program skipped itself)" ;;
+		137) echo "not ok $i $name # TIMEOUT after ${tmo}s"; bad=$((bad + 1)) ;;
+		*) echo "not ok $i $name # exit status $rc"; bad=$((bad + 1)) ;;
 		esac
 	done
-	[ "$failed" -eq 0 ]
+	[ "$bad" -eq 0 ]
 }

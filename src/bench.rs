@@ -9,17 +9,29 @@
 //! memcg-charged page from the page allocator). Only addresses are handed out: the
 //! shared allocator spans no memory, so nothing needs reserving or zeroing.
 
-use core::fmt;
-
 use kernel::{
-    alloc::flags::{__GFP_ZERO, GFP_KERNEL_ACCOUNT},
+    alloc::flags::{
+        __GFP_ZERO,
+        GFP_KERNEL_ACCOUNT, //
+    },
+    fmt,
     page::Page,
     prelude::*,
-    sync::{new_spinlock, Arc, SpinLock},
-    time::{Instant, Monotonic},
+    sync::{
+        new_spinlock,
+        SpinLock, //
+    },
+    time::{
+        Instant,
+        Monotonic, //
+    },
 };
 
-use crate::ptalloc::{Layout, PtAlloc, Region};
+use crate::ptalloc::{
+    Layout,
+    PtAlloc,
+    Region, //
+};
 
 /// Allocations timed per read, on each side.
 const ROUNDS: u32 = 20000;
@@ -35,14 +47,13 @@ pub(crate) struct AllocBench {
 }
 
 impl AllocBench {
-    pub(crate) fn new() -> Result<Arc<Self>> {
-        let layout = Layout::new(0, 1, 1, BENCH_PAGES).ok_or(EINVAL)?;
-        Arc::pin_init(
-            pin_init!(Self {
-                alloc <- new_spinlock!(PtAlloc::new(layout), "nptpool_alloc_bench"),
-            }),
-            GFP_KERNEL,
-        )
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            alloc <- new_spinlock!(
+                PtAlloc::new(Layout::new(0, 1, 1, BENCH_PAGES).ok_or(EINVAL)?),
+                "nptpool_alloc_bench"
+            ),
+        })
     }
 
     /// Nanoseconds for `ROUNDS` lock-bump-unlock rounds; `None` if the shared allocator ran
@@ -66,7 +77,7 @@ impl AllocBench {
 }
 
 /// The debugfs read: one line per measurement, `NAME VALUE`.
-pub(crate) fn show(bench: &Arc<AllocBench>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+pub(crate) fn show(bench: &AllocBench, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let per_alloc = |ns: i64| ns / i64::from(ROUNDS);
     writeln!(f, "rounds {ROUNDS}")?;
     match bench.time_pool() {

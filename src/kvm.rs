@@ -1,30 +1,42 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The typed Rust side of the boundary with `nptpool_kvm.c` (see `nptpool_kvm.h`): the C
-//! functions nptpool calls, and the callbacks KVM reaches through the C shim.
+//! The typed Rust side of the KVM boundary with `nptpool_kvm.c` (see `nptpool_kvm.h`):
+//! the host mode, nptpool's registration with KVM, and the callbacks KVM reaches through
+//! the C shim. The top of the module's layers: it calls into `vm.rs`, nothing below calls
+//! back up.
 
 use core::ffi::c_void;
 
-use kernel::{error::to_result, prelude::*, types::ForeignOwnable};
+use kernel::{
+    error::to_result,
+    prelude::*,
+    types::ForeignOwnable, //
+};
 
-use crate::vm::{Context, Vm};
+use crate::vm::{
+    Context,
+    Vm, //
+};
 
 mod ffi {
-    use core::ffi::c_void;
+    use core::{
+        ffi::c_void,
+        mem::{
+            offset_of,
+            size_of, //
+        },
+    };
     use kernel::ffi::c_int;
+
+    // `enum nptpool_host_mode`; nptpool_kvm.c asserts the same values.
+    pub(super) const NPTPOOL_HOST_VHE: c_int = 1;
+    pub(super) const NPTPOOL_HOST_NVHE: c_int = 2;
+    pub(super) const NPTPOOL_HOST_PROTECTED: c_int = 3;
 
     extern "C" {
         pub(super) fn nptpool_kvm_host_mode() -> c_int;
         pub(super) fn nptpool_kvm_register(ctx: *const c_void) -> c_int;
         pub(super) fn nptpool_kvm_unregister();
-        pub(super) fn nptpool_pool_reserve(
-            pages: u64,
-            phys: *mut u64,
-            reserved: *mut u64,
-            charged: *mut bool,
-        ) -> c_int;
-        pub(super) fn nptpool_pool_release(phys: u64, pages: u64);
-        pub(super) fn nptpool_page_count(phys: u64) -> c_int;
     }
 
     /// What KVM tells nptpool about a new VM: `struct nptpool_vm_info`.
@@ -38,9 +50,14 @@ mod ffi {
         pub(crate) pgd_pages: u32,
     }
 
-    // Keep the layout in step with nptpool_kvm.h.
-    const _: () = assert!(core::mem::size_of::<VmInfo>() == 12);
-    const _: () = assert!(core::mem::size_of::<*mut c_void>() == 8);
+    // The layout of `struct nptpool_vm_info`, pinned to the numbers nptpool_kvm.c pins
+    // the C struct to: a change to either definition fails its own side's build until
+    // its numbers change, and those numbers are the other side's too.
+    const _: () = assert!(offset_of!(VmInfo, pid) == 0);
+    const _: () = assert!(offset_of!(VmInfo, start_level) == 4);
+    const _: () = assert!(offset_of!(VmInfo, pgd_pages) == 8);
+    const _: () = assert!(size_of::<VmInfo>() == 12);
+    const _: () = assert!(size_of::<*mut c_void>() == 8);
 }
 
 pub(crate) use ffi::VmInfo;
@@ -62,9 +79,9 @@ impl HostMode {
         // SAFETY: `nptpool_kvm_host_mode` only reads CPU capabilities that are final once
         // modules can load; it takes no locks and has no preconditions.
         match unsafe { ffi::nptpool_kvm_host_mode() } {
-            1 => Ok(Self::Vhe),
-            2 => Ok(Self::Nvhe),
-            3 => Ok(Self::Protected),
+            ffi::NPTPOOL_HOST_VHE => Ok(Self::Vhe),
+            ffi::NPTPOOL_HOST_NVHE => Ok(Self::Nvhe),
+            ffi::NPTPOOL_HOST_PROTECTED => Ok(Self::Protected),
             _ => Err(EINVAL),
         }
     }
@@ -111,68 +128,6 @@ impl Drop for Registration {
     }
 }
 
-/// A zeroed, physically contiguous range of pages counted in `SecPageTables`.
-///
-/// # Invariants
-///
-/// `phys` and `pages` describe a live reservation from `nptpool_pool_reserve`, released
-/// exactly once, on drop.
-pub(crate) struct Reservation {
-    phys: u64,
-    pages: u64,
-    charged: bool,
-}
-
-impl Reservation {
-    /// Reserves at least `pages` pages (rounded up to a whole buddy block when the page
-    /// allocator serves them); may sleep.
-    pub(crate) fn new(pages: u64) -> Result<Self> {
-        let mut phys = 0u64;
-        let mut reserved = 0u64;
-        let mut charged = false;
-        // SAFETY: the out-pointers are valid for writes for the duration of the call.
-        to_result(unsafe {
-            ffi::nptpool_pool_reserve(pages, &mut phys, &mut reserved, &mut charged)
-        })?;
-        // INVARIANT: the call succeeded, so `phys`/`reserved` are a live reservation.
-        Ok(Self {
-            phys,
-            pages: reserved,
-            charged,
-        })
-    }
-
-    /// How many pages it holds: at least the number asked for.
-    pub(crate) fn pages(&self) -> u64 {
-        self.pages
-    }
-
-    /// The first page's physical address.
-    pub(crate) fn phys(&self) -> u64 {
-        self.phys
-    }
-
-    /// Whether the pages are charged to the reserving task's memory cgroup.
-    pub(crate) fn charged(&self) -> bool {
-        self.charged
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        // SAFETY: by the type invariant this is a live reservation, released only here.
-        // Its owner (`Vm`) is dropped from `vm_destroy`, after KVM's rcu_barrier(), when
-        // no stage-2 walker or RCU callback refers to its pages any more.
-        unsafe { ffi::nptpool_pool_release(self.phys, self.pages) }
-    }
-}
-
-/// The reference count of a page handed out as a table: 1 plus its live entries.
-pub(crate) fn table_page_count(phys: u64) -> i32 {
-    // SAFETY: callers pass a page of a live `Reservation`, so `phys` has a `struct page`.
-    unsafe { ffi::nptpool_page_count(phys) }
-}
-
 /// KVM's `vm_init`, through the C shim: set up a VM's pool.
 ///
 /// # Safety
@@ -190,7 +145,7 @@ pub(crate) unsafe extern "C" fn nptpool_vm_create(
     let ctx = unsafe { &*ctx.cast::<Context>() };
     // SAFETY: valid for reads by the function's safety requirements.
     let info = unsafe { &*info };
-    match Vm::create(ctx, info) {
+    match Vm::create(ctx, info.pid, info.start_level, info.pgd_pages) {
         Ok(new) => {
             // SAFETY: valid for writes by the function's safety requirements.
             unsafe { *vm = new.into_foreign() };

@@ -5,14 +5,32 @@
  * itself is in Rust (src/vm.rs, src/ptalloc.rs).
  */
 
+#include <linux/build_bug.h>
 #include <linux/gfp.h>
 #include <linux/kvm_host.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
+#include <linux/stddef.h>
 #include <asm/kvm_mmu.h>
 #include <asm/virt.h>
 
 #include "nptpool_kvm.h"
+
+/*
+ * src/kvm.rs declares these again and pins them to the same numbers: a change to either
+ * definition fails its own side's build until its numbers change, and those numbers are
+ * the other side's too.
+ */
+static_assert(NPTPOOL_HOST_VHE == 1);
+static_assert(NPTPOOL_HOST_NVHE == 2);
+static_assert(NPTPOOL_HOST_PROTECTED == 3);
+static_assert(offsetof(struct nptpool_vm_info, pid) == 0);
+static_assert(sizeof_field(struct nptpool_vm_info, pid) == 4);
+static_assert(offsetof(struct nptpool_vm_info, start_level) == 4);
+static_assert(sizeof_field(struct nptpool_vm_info, start_level) == 1);
+static_assert(offsetof(struct nptpool_vm_info, pgd_pages) == 8);
+static_assert(sizeof_field(struct nptpool_vm_info, pgd_pages) == 4);
+static_assert(sizeof(struct nptpool_vm_info) == 12);
 
 /*
  * The CPU capabilities behind these helpers are final once userspace runs, so the answer

@@ -2,7 +2,9 @@
 /*
  * The C/Rust boundary of nptpool.  Everything that needs kernel C types lives on the C
  * side (src/nptpool_kvm.c); the Rust side sees only these plain functions, integers and
- * opaque pointers, declared again in src/kvm.rs.  Keep the two in step.
+ * opaque pointers, declared again in src/kvm.rs (KVM) and src/reservation.rs (pool
+ * memory).  Keep them in step: both sides pin the enum's values and the struct's layout
+ * to the same numbers at build time.
  */
 #ifndef NPTPOOL_KVM_H
 #define NPTPOOL_KVM_H

@@ -12,24 +12,33 @@
 
 mod bench;
 mod kvm;
-// The same file is the root of the host test crate (Cargo.toml), where its `pub` items
-// are that crate's API.
-#[allow(unreachable_pub)]
+#[expect(
+    unreachable_pub,
+    reason = "also the root of the host test crate (Cargo.toml), whose API is its `pub` items"
+)]
 mod ptalloc;
 mod ptalloc_kunit;
+mod reservation;
 mod vm;
 
-use core::fmt;
-
 use kernel::{
-    debugfs::{Dir, File},
+    debugfs::{
+        Dir,
+        File, //
+    },
     prelude::*,
-    sync::{atomic::Relaxed, Arc},
+    sync::Arc, //
 };
 
 use bench::AllocBench;
-use kvm::{HostMode, Registration};
-use vm::{Context, Stats};
+use kvm::{
+    HostMode,
+    Registration, //
+};
+use vm::{
+    Context,
+    Stats, //
+};
 
 module! {
     type: NptPool,
@@ -73,24 +82,11 @@ impl Param {
     }
 }
 
-fn show_vms(stats: &Arc<Stats>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "{}", stats.vms.load(Relaxed))
-}
-
-fn show_pages_reserved(stats: &Arc<Stats>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "{}", stats.pages_reserved.load(Relaxed))
-}
-
-fn show_pages_in_use(stats: &Arc<Stats>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "{}", stats.pages_in_use.load(Relaxed))
-}
-
 /// The loaded module. Fields drop in order: KVM stops calling in before the context and
 /// the debugfs files it uses go away.
 struct NptPool {
     _registration: Registration,
-    _files: [Pin<KBox<File<Arc<Stats>>>>; 3],
-    _alloc_bench: Pin<KBox<File<Arc<AllocBench>>>>,
+    _alloc_bench: Pin<KBox<File<AllocBench>>>,
     _ctx: Pin<KBox<Context>>,
 }
 
@@ -116,24 +112,10 @@ impl kernel::Module for NptPool {
             return Err(EPERM);
         }
 
-        let stats = Arc::new(Stats::new(), GFP_KERNEL)?;
         let debugfs = Dir::new(c"nptpool");
-        let files = [
-            KBox::pin_init(
-                debugfs.read_callback_file(c"vms", stats.clone(), &show_vms),
-                GFP_KERNEL,
-            )?,
-            KBox::pin_init(
-                debugfs.read_callback_file(c"pages_reserved", stats.clone(), &show_pages_reserved),
-                GFP_KERNEL,
-            )?,
-            KBox::pin_init(
-                debugfs.read_callback_file(c"pages_in_use", stats.clone(), &show_pages_in_use),
-                GFP_KERNEL,
-            )?,
-        ];
+        let stats = Arc::pin_init(Stats::new(&debugfs), GFP_KERNEL)?;
         let alloc_bench = KBox::pin_init(
-            debugfs.read_callback_file(c"alloc_bench", AllocBench::new()?, &bench::show),
+            debugfs.read_callback_file(c"alloc_bench", AllocBench::new(), &bench::show),
             GFP_KERNEL,
         )?;
         let ctx = KBox::pin(
@@ -160,7 +142,6 @@ impl kernel::Module for NptPool {
         );
         Ok(Self {
             _registration: registration,
-            _files: files,
             _alloc_bench: alloc_bench,
             _ctx: ctx,
         })

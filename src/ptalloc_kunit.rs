@@ -12,11 +12,21 @@ use kernel::prelude::*;
 mod tests {
     use kernel::{
         prelude::*,
-        sync::{new_spinlock, SpinLock},
+        sync::{
+            new_spinlock,
+            SpinLock, //
+        },
     };
 
-    use crate::kvm::{table_page_count, Reservation};
-    use crate::ptalloc::{Layout, PtAlloc, Region, PAGE_SIZE};
+    use crate::{
+        ptalloc::{
+            Layout,
+            PtAlloc,
+            Region,
+            PAGE_SIZE, //
+        },
+        reservation::Reservation, //
+    };
 
     /// A real pool of `pgd + pud + pmd` pages and its allocator under a spinlock.
     fn pool(pgd: u64, pud: u64, pmd: u64) -> Result<(Reservation, Pin<KBox<SpinLock<PtAlloc>>>)> {
@@ -40,10 +50,21 @@ mod tests {
                 assert_eq!(page, expected);
                 assert!(page >= start && page < end);
                 // A fresh pool page: nobody else holds a reference to it.
-                assert_eq!(table_page_count(page), 1);
+                assert_eq!(reservation.page_count(page), Some(1));
                 expected = expected.checked_add(PAGE_SIZE).ok_or(EINVAL)?;
             }
         }
+        // Counts are read for pages of the reservation only.
+        let first = reservation.phys();
+        let end = reservation
+            .pages()
+            .checked_mul(PAGE_SIZE)
+            .and_then(|len| first.checked_add(len))
+            .ok_or(EINVAL)?;
+        let unaligned = first.checked_add(8).ok_or(EINVAL)?;
+        assert_eq!(reservation.page_count(unaligned), None);
+        assert_eq!(reservation.page_count(end), None);
+        assert_eq!(reservation.page_count(first.wrapping_sub(PAGE_SIZE)), None);
         assert!(!a.halted());
         assert_eq!(a.alloc(Region::Pmd), None);
         assert!(a.halted());

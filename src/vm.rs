@@ -3,20 +3,40 @@
 //! One VM's pool: its reservation, the `PTAllocSpec` allocator under the VM's spinlock,
 //! and its debugfs directory.
 
-use core::fmt;
-
 use kernel::{
-    debugfs::{Dir, File},
+    debugfs::{
+        Dir,
+        File,
+        Scope, //
+    },
+    fmt,
     prelude::*,
     str::CString,
     sync::{
-        atomic::{Atomic, Relaxed},
-        new_spinlock, Arc, SpinLock,
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        new_spinlock,
+        Arc,
+        SpinLock, //
     },
 };
 
-use crate::kvm::{table_page_count, Reservation, VmInfo};
-use crate::ptalloc::{Layout, PtAlloc, Region, PAGE_SIZE};
+use crate::{
+    ptalloc::{
+        Layout,
+        PtAlloc,
+        Region,
+        PAGE_SIZE, //
+    },
+    reservation::Reservation, //
+};
+
+// The allocator core carves pools in 4 KiB pages, KVM's tables are the kernel's pages:
+// until the core takes the kernel's page size, refuse to build for 16K or 64K kernels
+// rather than hand KVM overlapping tables.
+const _: () = assert!(kernel::page::PAGE_SIZE as u64 == PAGE_SIZE);
 
 /// Module-wide state the VMs share: the sizes from the module parameters, the debugfs
 /// root and the global counters.
@@ -27,39 +47,45 @@ pub(crate) struct Context {
     pub(crate) stats: Arc<Stats>,
 }
 
-/// The global counters shown in debugfs.
+/// The global counters, each shown by its own debugfs file.
+#[pin_data]
 pub(crate) struct Stats {
     /// VMs that have a pool.
-    pub(crate) vms: Atomic<u64>,
+    #[pin]
+    vms: File<Atomic<u64>>,
     /// Pages reserved for all pools.
-    pub(crate) pages_reserved: Atomic<u64>,
+    #[pin]
+    pages_reserved: File<Atomic<u64>>,
     /// Pages handed out as tables from all pools.
-    pub(crate) pages_in_use: Atomic<u64>,
+    #[pin]
+    pages_in_use: File<Atomic<u64>>,
     /// Names VMs uniquely in debugfs, also when a VMM creates several.
     next_id: Atomic<u64>,
 }
 
 impl Stats {
-    pub(crate) fn new() -> Self {
-        Self {
-            vms: Atomic::new(0),
-            pages_reserved: Atomic::new(0),
-            pages_in_use: Atomic::new(0),
+    /// Counters at zero, with their files in `dir`.
+    pub(crate) fn new(dir: &Dir) -> impl PinInit<Self> + '_ {
+        pin_init!(Self {
+            vms <- dir.read_only_file(c"vms", Atomic::new(0)),
+            pages_reserved <- dir.read_only_file(c"pages_reserved", Atomic::new(0)),
+            pages_in_use <- dir.read_only_file(c"pages_in_use", Atomic::new(0)),
             next_id: Atomic::new(0),
-        }
+        })
     }
 }
 
 /// The part of a VM's pool that its debugfs files read too.
+///
+/// # Invariants
+///
+/// The allocator's layout lies inside `reservation`.
 #[pin_data]
-pub(crate) struct VmState {
+struct VmState {
     name: CString,
     start_level: i8,
-    /// The reservation the layout lies in: `[reserved_phys, + reserved_pages)`.
-    reserved_phys: u64,
-    reserved_pages: u64,
-    /// Whether the reservation is charged to the VMM's memory cgroup.
-    charged: bool,
+    /// The pool's memory. Released with the state, after the debugfs files that read it.
+    reservation: Reservation,
     stats: Arc<Stats>,
     /// The spec's per-VM NPT lock and the state it guards. Allocation needs `&mut PtAlloc`,
     /// which only the lock's guard gives out.
@@ -69,28 +95,33 @@ pub(crate) struct VmState {
 
 /// A VM's pool, owned by KVM (through the C shim) from `vm_init` to `vm_destroy`.
 ///
-/// Fields drop in order: debugfs first, so no reader sees the pool go, the reservation
-/// last.
+/// The state is the data of the VM's debugfs directory: the scope removes the directory,
+/// waiting for its readers, before it drops the state, so no reader sees the pool go.
 ///
 /// # Invariants
 ///
 /// While a `Vm` exists it is counted once in [`Stats::vms`] and its reservation in
 /// [`Stats::pages_reserved`]; dropping it takes both back.
+#[pin_data(PinnedDrop)]
 pub(crate) struct Vm {
-    _regions: Pin<KBox<File<Arc<VmState>>>>,
-    _tables: Pin<KBox<File<Arc<VmState>>>>,
-    _halted: Pin<KBox<File<Arc<VmState>>>>,
-    _dir: Dir,
-    state: Arc<VmState>,
-    _reservation: Reservation,
+    #[pin]
+    state: Scope<VmState>,
 }
 
 impl Vm {
     /// Reserves and lays out a VM's pool; may sleep.
-    pub(crate) fn create(ctx: &Context, info: &VmInfo) -> Result<Pin<KBox<Vm>>> {
+    ///
+    /// `pid` names the VMM, `start_level` is the stage-2 start level KVM picked for the
+    /// VM's IPA size and `pgd_pages` the number of concatenated pages of its root.
+    pub(crate) fn create(
+        ctx: &Context,
+        pid: i32,
+        start_level: i8,
+        pgd_pages: u32,
+    ) -> Result<Pin<KBox<Vm>>> {
         let id = ctx.stats.next_id.fetch_add(1, Relaxed);
-        let name = CString::try_from_fmt(fmt!("vm-{}-{}", info.pid, id))?;
-        let pgd_pages = u64::from(info.pgd_pages);
+        let name = CString::try_from_fmt(fmt!("vm-{}-{}", pid, id))?;
+        let pgd_pages = u64::from(pgd_pages);
         let pages = Layout::total_pages(
             pgd_pages,
             u64::from(ctx.pud_pages),
@@ -104,9 +135,9 @@ impl Vm {
         let reservation = Reservation::new(wanted).inspect_err(|_| {
             pr_err!(
                 "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, VM creation fails with ENOMEM\n",
-                name.to_str().unwrap_or("vm"),
+                &*name,
                 wanted.saturating_mul(PAGE_SIZE / 1024),
-                info.pid
+                pid
             );
         })?;
         let align = pgd_pages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
@@ -122,51 +153,33 @@ impl Vm {
         )
         .ok_or(ENOMEM)?;
 
-        let (reserved_phys, reserved, charged) = (
-            reservation.phys(),
-            reservation.pages(),
-            reservation.charged(),
-        );
-        let state = Arc::pin_init(
-            pin_init!(VmState {
-                name,
-                start_level: info.start_level,
-                reserved_phys,
-                reserved_pages: reserved,
-                charged,
-                stats: ctx.stats.clone(),
-                alloc <- new_spinlock!(PtAlloc::new(layout), "nptpool_vm"),
+        let reserved = reservation.pages();
+        // The state keeps the name for log lines; the directory is named by a copy.
+        let dir_name = CString::try_from(&*name)?;
+        // INVARIANT: `base` is `reservation.phys()` aligned up by at most `slack` pages and
+        // the layout spans `pages`, so it ends within the `wanted` pages reserved.
+        let state = pin_init!(VmState {
+            name,
+            start_level,
+            reservation,
+            stats: ctx.stats.clone(),
+            alloc <- new_spinlock!(PtAlloc::new(layout), "nptpool_vm"),
+        });
+        let vm = KBox::pin_init(
+            pin_init!(Vm {
+                state <- ctx.debugfs.scope(state, &dir_name, |state, dir| {
+                    dir.read_callback_file(c"regions", state, &VmState::write_regions);
+                    dir.read_callback_file(c"tables", state, &VmState::write_tables);
+                    dir.read_callback_file(c"halted", state, &VmState::write_halted);
+                }),
             }),
             GFP_KERNEL,
         )?;
-        let dir = ctx.debugfs.subdir(&state.name);
-        let regions = KBox::pin_init(
-            dir.read_callback_file(c"regions", state.clone(), &VmState::show_regions),
-            GFP_KERNEL,
-        )?;
-        let tables = KBox::pin_init(
-            dir.read_callback_file(c"tables", state.clone(), &VmState::show_tables),
-            GFP_KERNEL,
-        )?;
-        let halted = KBox::pin_init(
-            dir.read_callback_file(c"halted", state.clone(), &VmState::show_halted),
-            GFP_KERNEL,
-        )?;
-        // Counted here, where the `Vm` whose `Drop` uncounts it comes to be: a failure
-        // from here on (the box below) drops it and so undoes the count; one before it
-        // never counted.
+        // INVARIANT: counted as soon as the `Vm` exists; nothing in between can fail and
+        // drop it. A failure before never counted, and never ran the `Vm`'s drop.
         ctx.stats.vms.add(1, Relaxed);
         ctx.stats.pages_reserved.add(reserved, Relaxed);
-        // INVARIANT: counted just above.
-        let vm = Vm {
-            _regions: regions,
-            _tables: tables,
-            _halted: halted,
-            _dir: dir,
-            state,
-            _reservation: reservation,
-        };
-        Ok(KBox::pin(vm, GFP_KERNEL)?)
+        Ok(vm)
     }
 
     /// A fresh table for `level`: `pages` pages, more than one only for a root of
@@ -177,7 +190,7 @@ impl Vm {
         let Some(region) = Region::for_level(level, state.start_level) else {
             pr_err!(
                 "{}: KVM asked for a table at level {}, below no region of a stage-2 starting at level {}\n",
-                state.name.to_str().unwrap_or("vm"),
+                &*state.name,
                 level,
                 state.start_level
             );
@@ -204,7 +217,7 @@ impl Vm {
                 if let Some(region_pages) = halted_now {
                     pr_err!(
                         "{}: {} region exhausted ({} pages), VM halted; raise the module parameter {}\n",
-                        state.name.to_str().unwrap_or("vm"),
+                        &*state.name,
                         region.name(),
                         region_pages,
                         region.parameter()
@@ -216,21 +229,16 @@ impl Vm {
     }
 }
 
+// The debugfs reads copy what they show under the VM's lock and format it after: the
+// lock is the one the VM's vCPUs take for every new table, under `kvm->mmu_lock`.
 impl VmState {
-    fn show_regions(this: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        this.write_regions(f)
-    }
-
-    fn show_tables(this: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        this.write_tables(f)
-    }
-
-    fn show_halted(this: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}", u8::from(this.alloc.lock().halted()))
+    /// The allocator's state as of now.
+    fn snapshot(&self) -> PtAlloc {
+        self.alloc.lock().clone()
     }
 
     fn write_regions(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let alloc = self.alloc.lock();
+        let alloc = self.snapshot();
         let (start, end) = alloc.layout().pool();
         writeln!(f, "start_level {}", self.start_level)?;
         writeln!(
@@ -238,9 +246,9 @@ impl VmState {
             "pool start=0x{:x} end=0x{:x} reserved_start=0x{:x} reserved_pages={} memcg_charged={}",
             start,
             end,
-            self.reserved_phys,
-            self.reserved_pages,
-            u8::from(self.charged)
+            self.reservation.phys(),
+            self.reservation.pages(),
+            u8::from(self.reservation.charged())
         )?;
         for region in Region::ALL {
             let (start, end) = alloc.layout().bounds(region);
@@ -258,19 +266,15 @@ impl VmState {
     }
 
     fn write_tables(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Copy the bump pointers, then read refcounts without holding the lock.
-        let alloc = self.alloc.lock().clone();
+        // The refcounts too are read without the lock: they are KVM's, not the lock's.
+        let alloc = self.snapshot();
         for region in Region::ALL {
             let (start, _) = alloc.layout().bounds(region);
             let mut phys = start;
             while phys < alloc.next(region) {
-                writeln!(
-                    f,
-                    "0x{:x} {} {}",
-                    phys,
-                    region.name(),
-                    table_page_count(phys)
-                )?;
+                // By the type invariant every handed-out page is one of the reservation.
+                let count = self.reservation.page_count(phys).ok_or(fmt::Error)?;
+                writeln!(f, "0x{:x} {} {}", phys, region.name(), count)?;
                 let Some(after) = phys.checked_add(PAGE_SIZE) else {
                     break;
                 };
@@ -279,10 +283,16 @@ impl VmState {
         }
         Ok(())
     }
+
+    fn write_halted(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let halted = self.alloc.lock().halted();
+        writeln!(f, "{}", u8::from(halted))
+    }
 }
 
-impl Drop for Vm {
-    fn drop(&mut self) {
+#[pinned_drop]
+impl PinnedDrop for Vm {
+    fn drop(self: Pin<&mut Self>) {
         let alloc = self.state.alloc.lock();
         let used = Region::ALL
             .iter()
@@ -292,7 +302,7 @@ impl Drop for Vm {
         stats.vms.fetch_sub(1, Relaxed);
         stats
             .pages_reserved
-            .fetch_sub(self.state.reserved_pages, Relaxed);
+            .fetch_sub(self.state.reservation.pages(), Relaxed);
         stats.pages_in_use.fetch_sub(used, Relaxed);
     }
 }

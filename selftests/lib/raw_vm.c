@@ -1,26 +1,16 @@
-/* SPDX-License-Identifier: GPL-2.0 */
+// SPDX-License-Identifier: GPL-2.0
 /*
- * A VM built with nothing but KVM's ioctls, for what the KVM selftest library cannot do:
- * VMs of any IPA size (the library knows four), and programs that must run when no VM
- * can be created (the library creates one before main() to probe the host).
- *
- * The guest runs with its MMU off from guest physical 0: it stores a value into `count`
- * words `stride` bytes apart from `data_gpa`, then writes it to `mmio`, an unmapped
- * address, which exits to the VMM.  An exception writes 0 there instead.
+ * A VM built with nothing but KVM's ioctls: see include/raw_vm.h.
  */
-#ifndef NPTPOOL_RAW_VM_H
-#define NPTPOOL_RAW_VM_H
-
 #include <errno.h>
 #include <fcntl.h>
-#include <stdbool.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#include <linux/kvm.h>
 
-#define RAW_VM_MAGIC	0x6e7074706f6f6cULL
+#include "raw_vm.h"
+
 #define RAW_VM_REG(r)	(KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | \
 			 KVM_REG_ARM_CORE_REG(r))
 
@@ -39,16 +29,8 @@ static const unsigned int raw_vm_vector[] = {
 	0x14000000,	/* b   .         */
 };
 
-struct raw_vm {
-	int kvm, vm, vcpu;
-	struct kvm_run *run;
-	long run_size;
-	unsigned char *code, *data;
-	unsigned long long data_gpa, data_size, mmio, count, stride;
-};
-
 /* KVM_CREATE_VM of `type`: 0, or the errno (nothing else to undo then). */
-static inline int raw_vm_create(struct raw_vm *r, unsigned long type)
+int raw_vm_create(struct raw_vm *r, unsigned long type)
 {
 	memset(r, 0, sizeof(*r));
 	r->vcpu = -1;
@@ -65,8 +47,7 @@ static inline int raw_vm_create(struct raw_vm *r, unsigned long type)
 	return 0;
 }
 
-static inline int raw_vm_set_reg(struct raw_vm *r, unsigned long long id,
-				 unsigned long long val)
+static int raw_vm_set_reg(struct raw_vm *r, unsigned long long id, unsigned long long val)
 {
 	struct kvm_one_reg reg = { .id = id, .addr = (unsigned long long)&val };
 
@@ -77,9 +58,8 @@ static inline int raw_vm_set_reg(struct raw_vm *r, unsigned long long id,
  * Memory, a vCPU and its registers, for a guest storing to `count` words `stride` bytes
  * apart in a memslot of `data_size` bytes at `data_gpa`: 0, or the errno.
  */
-static inline int raw_vm_setup(struct raw_vm *r, unsigned long long data_gpa,
-			       unsigned long long data_size, unsigned long long count,
-			       unsigned long long stride)
+int raw_vm_setup(struct raw_vm *r, unsigned long long data_gpa, unsigned long long data_size,
+		 unsigned long long count, unsigned long long stride)
 {
 	struct kvm_userspace_memory_region slot;
 	struct kvm_vcpu_init init;
@@ -131,13 +111,13 @@ static inline int raw_vm_setup(struct raw_vm *r, unsigned long long data_gpa,
 }
 
 /* KVM_RUN: 0, or its errno. */
-static inline int raw_vm_run(struct raw_vm *r)
+int raw_vm_run(struct raw_vm *r)
 {
 	return ioctl(r->vcpu, KVM_RUN, NULL) ? errno : 0;
 }
 
 /* After a raw_vm_run() that returned 0: whether the guest did all it should. */
-static inline bool raw_vm_done(struct raw_vm *r)
+bool raw_vm_done(struct raw_vm *r)
 {
 	unsigned long long magic = RAW_VM_MAGIC, i;
 
@@ -150,7 +130,7 @@ static inline bool raw_vm_done(struct raw_vm *r)
 	return true;
 }
 
-static inline void raw_vm_destroy(struct raw_vm *r)
+void raw_vm_destroy(struct raw_vm *r)
 {
 	if (r->run)
 		munmap(r->run, r->run_size);
@@ -163,5 +143,3 @@ static inline void raw_vm_destroy(struct raw_vm *r)
 	if (r->data && r->data != MAP_FAILED)
 		munmap(r->data, r->data_size);
 }
-
-#endif /* NPTPOOL_RAW_VM_H */

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
-# Sourced by the scripts in this directory.
+# Sourced on the build machine by deps.sh, kernel.sh and qemu-config/initramfs.sh: the
+# Debian mirror and a private apt state for one-off downloads.  (In the test host, the
+# scripts source selftests/test_host_lib.sh instead.)
 
 # The Debian mirror this machine already uses; no host is named in the repository.
 mirror_uri() {

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nptpool's selftest library, the part built on the KVM selftest library: see
+ * include/nptpool_kvm.h.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nptpool_kvm.h"
+
+/* The gpa of `pages` pages at the top of the VM's IPA space, rounded down to `align`. */
+gpa_t top_gpa_aligned(struct kvm_vm *vm, u64 pages, u64 align)
+{
+	return ((vm->max_gfn - pages) * vm->page_size) & ~(align - 1);
+}
+
+/* ... 1 GiB aligned, which keeps it clear of memslot 0 and fits any block mapping. */
+gpa_t top_gpa(struct kvm_vm *vm, u64 pages)
+{
+	return top_gpa_aligned(vm, pages, 1UL << 30);
+}
+
+/* One guest: touch `count` pages, `stride_bytes` apart, then report. */
+void guest_touch(gva_t base, u64 count, u64 stride_bytes)
+{
+	u64 i;
+
+	for (i = 0; i < count; i++)
+		*(volatile u64 *)(base + i * stride_bytes) = i + 1;
+	GUEST_DONE();
+}
+
+/*
+ * Create a VM whose guest touches `count` pages `stride` pages apart in a memslot of
+ * `slot_pages` at the top of the IPA space; find its pool in debugfs.  Touches far apart
+ * need a guest page table each: `pt_pages` more of them than the library budgets.
+ */
+void vm_setup_pt(struct vm_under_test *t, struct vm_shape shape, u64 slot_pages, u64 count,
+		 u64 stride, u64 pt_pages)
+{
+	long before = newest_vm_id(NULL, 0);
+	u64 psz, i;
+
+	/* The library sizes memslot 0 for the page tables of its "extra" memory. */
+	t->vm = __vm_create_shape_with_one_vcpu(shape, &t->vcpu, pt_pages * 512 / 2,
+						guest_touch);
+	psz = t->vm->page_size;
+	t->count = count;
+	t->stride = stride * psz;
+	t->gpa = top_gpa(t->vm, slot_pages);
+	vm_userspace_mem_region_add(t->vm, VM_MEM_SRC_ANONYMOUS, t->gpa, TEST_SLOT,
+				    slot_pages, 0);
+	for (i = 0; i < count; i++)
+		virt_pg_map(t->vm, TEST_GVA + i * t->stride, t->gpa + i * t->stride);
+	vcpu_args_set(t->vcpu, 3, TEST_GVA, count, t->stride);
+
+	TEST_ASSERT(newest_vm_id(t->pool.dir, sizeof(t->pool.dir)) > before,
+		    "no nptpool debugfs directory for the new VM");
+	read_pool(&t->pool);
+}
+
+void vm_setup_shape(struct vm_under_test *t, struct vm_shape shape, u64 slot_pages, u64 count,
+		    u64 stride)
+{
+	vm_setup_pt(t, shape, slot_pages, count, stride, 0);
+}
+
+void vm_setup(struct vm_under_test *t, u64 slot_pages, u64 count, u64 stride)
+{
+	vm_setup_shape(t, VM_SHAPE_DEFAULT, slot_pages, count, stride);
+}
+
+/* Run the guest; 0 when it finished, else KVM_RUN's errno. */
+int vm_run(struct vm_under_test *t)
+{
+	struct ucall uc;
+
+	if (_vcpu_run(t->vcpu))
+		return errno;
+	TEST_ASSERT_KVM_EXIT_REASON(t->vcpu, KVM_EXIT_MMIO);
+	if (get_ucall(t->vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	TEST_ASSERT_EQ(uc.cmd, UCALL_DONE);
+	return 0;
+}
+
+/*
+ * A VM created through the library that gets a pool and runs a guest touching 16 pages
+ * 32 pages apart, then is destroyed: whether the guest ran.
+ */
+bool small_vm_runs(void)
+{
+	struct vm_under_test t;
+	int err;
+
+	vm_setup(&t, 512, 16, 32);
+	err = vm_run(&t);
+	kvm_vm_free(t.vm);
+	return !err;
+}
+
+/*
+ * A VM of `nvcpus` vCPUs: vCPU i runs `guest` with (its base, `count`), to touch `count`
+ * pages 2 MiB apart (each needs a new pmd-region table) in its own part of one memslot.
+ */
+struct kvm_vm *vm_with_vcpus(int nvcpus, struct kvm_vcpu **vcpus, void *guest, u64 count)
+{
+	u64 per = count * BLOCK_SIZE, slot_pages, i;
+	struct kvm_vm *vm;
+	gpa_t gpa;
+	int v;
+
+	/* Counted as extra memory, the touched pages get room for their guest page tables. */
+	vm = __vm_create_with_vcpus(VM_SHAPE_DEFAULT, nvcpus, nvcpus * count * 512, guest, vcpus);
+	slot_pages = nvcpus * per / vm->page_size;
+	gpa = top_gpa(vm, slot_pages);
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, gpa, TEST_SLOT, slot_pages, 0);
+	for (v = 0; v < nvcpus; v++) {
+		for (i = 0; i < count; i++)
+			virt_pg_map(vm, TEST_GVA + v * per + i * BLOCK_SIZE,
+				    gpa + v * per + i * BLOCK_SIZE);
+		vcpu_args_set(vcpus[v], 2, TEST_GVA + v * per, count);
+	}
+	return vm;
+}
+
+/* KVM_CREATE_VM of `type` on a fresh /dev/kvm fd: the VM fd, or -1 with errno set. */
+int create_vm_raw(unsigned long type)
+{
+	int kvm = open_kvm_dev_path_or_exit();
+	int fd = ioctl(kvm, KVM_CREATE_VM, type);
+	int err = errno;
+
+	close(kvm);
+	errno = err;
+	return fd;
+}
+
+/* The pool nptpool gives a new VM of the default type, read from a VM made for it. */
+void pool_now(struct pool *p)
+{
+	int fd;
+
+	fd = create_vm_raw(0);
+	TEST_ASSERT(fd >= 0, "KVM_CREATE_VM: %s", strerror(errno));
+	TEST_ASSERT(newest_vm_id(p->dir, sizeof(p->dir)) >= 0, "no pool for the VM");
+	read_pool(p);
+	close(fd);
+}
+
+u64 pool_pages_now(void)
+{
+	struct pool p;
+
+	pool_now(&p);
+	return p.reserved_pages;
+}

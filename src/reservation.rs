@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A VM's pool memory: one physically contiguous reservation, from `nptpool_kvm.c`, and
+//! what the pages handed out of it still hold.
+
+use kernel::{
+    error::to_result,
+    page::PAGE_SIZE,
+    prelude::*, //
+};
+
+mod ffi {
+    use kernel::ffi::c_int;
+
+    extern "C" {
+        pub(super) fn nptpool_pool_reserve(
+            pages: u64,
+            phys: *mut u64,
+            reserved: *mut u64,
+            charged: *mut bool,
+        ) -> c_int;
+        pub(super) fn nptpool_pool_release(phys: u64, pages: u64);
+        pub(super) fn nptpool_page_count(phys: u64) -> c_int;
+    }
+}
+
+/// A zeroed, physically contiguous range of pages counted in `SecPageTables`.
+///
+/// # Invariants
+///
+/// `phys` and `pages` describe a live reservation from `nptpool_pool_reserve`, released
+/// exactly once, on drop: `phys` is page aligned and each of the `pages` pages from it has
+/// a `struct page`.
+pub(crate) struct Reservation {
+    phys: u64,
+    pages: u64,
+    charged: bool,
+}
+
+impl Reservation {
+    /// Reserves at least `pages` pages (rounded up to a whole buddy block when the page
+    /// allocator serves them); may sleep.
+    pub(crate) fn new(pages: u64) -> Result<Self> {
+        let mut phys = 0u64;
+        let mut reserved = 0u64;
+        let mut charged = false;
+        // SAFETY: the out-pointers are valid for writes for the duration of the call.
+        to_result(unsafe {
+            ffi::nptpool_pool_reserve(pages, &mut phys, &mut reserved, &mut charged)
+        })?;
+        // INVARIANT: the call succeeded, so `phys`/`reserved` are a live reservation of
+        // whole pages (`page_to_phys` of its first page).
+        Ok(Self {
+            phys,
+            pages: reserved,
+            charged,
+        })
+    }
+
+    /// How many pages it holds: at least the number asked for.
+    pub(crate) fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// The first page's physical address.
+    pub(crate) fn phys(&self) -> u64 {
+        self.phys
+    }
+
+    /// Whether the pages are charged to the reserving task's memory cgroup.
+    pub(crate) fn charged(&self) -> bool {
+        self.charged
+    }
+
+    /// The reference count of the page at `phys`, for a page handed out as a table: 1 plus
+    /// its live entries. `None` unless `phys` is a page of this reservation: only those
+    /// are known to have a `struct page` for as long as `self` lives.
+    pub(crate) fn page_count(&self, phys: u64) -> Option<i32> {
+        let page_size = u64::try_from(PAGE_SIZE).ok()?;
+        // By the type invariant `self.phys` is page aligned, so the offset is exactly when
+        // `phys` is.
+        let offset = phys.checked_sub(self.phys)?;
+        if offset % page_size != 0 || offset / page_size >= self.pages {
+            return None;
+        }
+        // SAFETY: `phys` is a page of this live reservation (checked just above), so it
+        // has a `struct page` that stays while `self` is borrowed.
+        Some(unsafe { ffi::nptpool_page_count(phys) })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant this is a live reservation, released only here.
+        // Its owners drop it only when nothing refers to its pages any more: the VM's
+        // state from `vm_destroy`, after KVM's rcu_barrier() (no stage-2 walker or RCU
+        // callback left) and after its debugfs files are gone, or on `Vm::create`'s error
+        // paths and in KUnit, before any page of it was handed out.
+        unsafe { ffi::nptpool_pool_release(self.phys, self.pages) }
+    }
+}
