@@ -8,7 +8,7 @@
  * 'symbol') takes the reference when the call for the armed page returns 1.
  *
  * debugfs page_pin/page:
- *   write "PHYS"  arm: the next page_count() of the page at PHYS (hex with 0x, or
+ *   write "PHYS"  arm: the next page_count() of the page at PHYS (0x hex, 0 octal or
  *                 decimal) that returns 1 takes a reference on it; EBUSY when armed or
  *                 holding, EINVAL unless PHYS is a page of online memory
  *   write "0"     disarm, and drop the reference if one was taken
@@ -53,7 +53,7 @@ static int page_count_return(struct kretprobe_instance *ri, struct pt_regs *regs
 	struct page *target = READ_ONCE(page_pin_target);
 	void *addr = *(void **)ri->data;
 
-	if (!target || regs_return_value(regs) != 1 || !virt_addr_valid(addr) ||
+	if (!target || (int)regs_return_value(regs) != 1 || !virt_addr_valid(addr) ||
 	    virt_to_page(addr) != target)
 		return 0;
 	if (atomic_cmpxchg(&page_pin_taken, 0, 1) == 0 && !get_page_unless_zero(target))
@@ -164,5 +164,5 @@ static void __exit page_pin_exit(void)
 
 module_init(page_pin_init);
 module_exit(page_pin_exit);
-MODULE_DESCRIPTION("Takes a reference on a stage-2 table page as KVM drops its last, for nptpool's selftests");
+MODULE_DESCRIPTION("Pins a stage-2 table page as KVM drops it, for nptpool's selftests");
 MODULE_LICENSE("GPL");
