@@ -41,6 +41,10 @@ list=$b/initramfs.list
 	echo "file /bin/busybox $busybox 0755 0 0"
 	echo "file /init $here/init 0755 0 0"
 	echo "file /nptpool.ko $b/module/nptpool.ko 0644 0 0"
+	echo "dir /selftests/kmod 0755 0 0"
+	for f in "$b"/selftests/kmod/*.ko; do
+		echo "file /selftests/kmod/$(basename "$f") $f 0644 0 0"
+	done
 	for f in "$top"/selftests/*.sh "$top"/selftests/*.list; do
 		echo "file /selftests/$(basename "$f") $f 0755 0 0"
 	done

@@ -17,7 +17,7 @@ rustfmt --check --config-path "$ksrc/.rustfmt.toml" src/nptpool_main.rs || {
 }
 
 cp=("$ksrc/scripts/checkpatch.pl" --strict --quiet --no-summary --root="$ksrc")
-"${cp[@]}" --no-tree -f src/*.c src/*.h || fail=1
+"${cp[@]}" --no-tree -f src/*.c src/*.h selftests/kmod/*.c || fail=1
 shopt -s nullglob
 patches=("$top"/patches/*.patch)
 # From the kernel tree, as upstream runs it: inside our own git repository checkpatch

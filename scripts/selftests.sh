@@ -23,3 +23,6 @@ make -s -C "$kvm" -j"$(nproc)" "${common[@]}" OUTPUT="$out/kvm" abs_objdir="$out
 }
 make -s -C "$top/selftests" -j"$(nproc)" "${common[@]}" KVM_OUT="$out/kvm" \
 	GEN_HDRS="$out/gen/tools/arch/arm64/include/generated" OUTPUT="$out/nptpool"
+# The kernel-side test helpers (selftests/kmod), against the same kernel.
+mkdir -p "$out/kmod"
+make -s -C "$kdir" ARCH=arm64 LLVM=1 M="$top/selftests/kmod" MO="$out/kmod" modules

@@ -134,8 +134,9 @@ int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged)
 }
 
 /*
- * Only once no table of the pool is referenced: KVM has run rcu_barrier().  The range
- * goes back in blocks as large as its alignment allows, straight to the buddy lists:
+ * Only once KVM holds no reference on any page of the pool: it has torn the tables down
+ * and run rcu_barrier(), and each page is back to the one reference the pool keeps.  The
+ * range goes back in blocks as large as its alignment allows, straight to the buddy lists:
  * freed page by page, some pages would wait on per-CPU lists, be handed to the next
  * small allocations and keep the block from merging.  A page someone still references
  * is left allocated, never freed under its user.
@@ -154,7 +155,7 @@ void nptpool_pool_release(u64 phys, u64 pages)
 	free_contig_range(PHYS_PFN(phys), pages);
 }
 
-/* For debugfs: 1 plus the live entries of a handed-out table page. */
+/* For debugfs: 1, the pool's own reference, plus KVM's (and anyone else's) on the page. */
 int nptpool_page_count(u64 phys)
 {
 	return page_count(phys_to_page(phys));

@@ -72,9 +72,10 @@ impl Reservation {
         self.charged
     }
 
-    /// The reference count of the page at `phys`, for a page handed out as a table: 1 plus
-    /// its live entries. `None` unless `phys` is a page of this reservation: only those
-    /// are known to have a `struct page` for as long as `self` lives.
+    /// The reference count of the page at `phys`: 1, the pool's own, plus KVM's while it
+    /// is a table (1 for the table and 1 per live entry), plus any transient ones. `None`
+    /// unless `phys` is a page of this reservation: only those are known to have a
+    /// `struct page` for as long as `self` lives.
     pub(crate) fn page_count(&self, phys: u64) -> Option<i32> {
         let page_size = u64::try_from(PAGE_SIZE).ok()?;
         // By the type invariant `self.phys` is page aligned, so the offset is exactly when

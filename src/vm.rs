@@ -267,13 +267,20 @@ impl VmState {
 
     fn write_tables(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The refcounts too are read without the lock: they are KVM's, not the lock's.
+        // Shown as KVM counts them, without the reference the pool keeps on each page
+        // (patch 3 of patches/): 1 plus the table's live entries, 0 once KVM gave it up,
+        // and one more for each reference someone else holds at the moment.
         let alloc = self.snapshot();
         for region in Region::ALL {
             let (start, _) = alloc.layout().bounds(region);
             let mut phys = start;
             while phys < alloc.next(region) {
                 // By the type invariant every handed-out page is one of the reservation.
-                let count = self.reservation.page_count(phys).ok_or(fmt::Error)?;
+                let count = self
+                    .reservation
+                    .page_count(phys)
+                    .and_then(|c| c.checked_sub(1))
+                    .ok_or(fmt::Error)?;
                 writeln!(f, "0x{:x} {} {}", phys, region.name(), count)?;
                 let Some(after) = phys.checked_add(PAGE_SIZE) else {
                     break;
