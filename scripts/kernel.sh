@@ -103,14 +103,16 @@ prepare_source() {
 
 # Kconfig drops what a fragment asks for when a dependency is unmet, silently: make
 # that loud.
+# Only a symbol's last line counts: a later fragment may override an earlier one.
 check_config() {
 	local frag=$1 cfg=$2 line bad=0
 	while IFS= read -r line; do
 		case "$line" in
 		CONFIG_*=*) grep -qxF "$line" "$cfg" || { log "config: $line did not stick"; bad=1; } ;;
-		"# CONFIG_"*" is not set") grep -q "^${line#\# }" "$cfg" 2>/dev/null || true ;;
 		esac
-	done <"$frag"
+	done < <(sed -n 's/^# \(CONFIG_[A-Za-z0-9_]*\) is not set$/\1=n/p; /^CONFIG_/p' "$frag" |
+		awk -F= '{ last[$1] = $0; order[$1] = NR } END { for (k in last) print order[k], last[k] }' |
+		sort -n | cut -d' ' -f2- | grep -v '=n$')
 	[ $bad -eq 0 ] || die "the fragments ask for options Kconfig refused (unmet dependencies)"
 }
 
@@ -140,12 +142,12 @@ build() {
 	echo "$out"
 }
 
-# Keep the four most recently used builds and the sources they were built from; a
-# source tree is ~1.6 GB, a build ~0.5 GB.
+# Keep the eight most recently used builds (three granules, the debug kernel, patch work)
+# and the sources they were built from; a source tree is ~1.6 GB, a build ~0.5 GB.
 prune() {
 	local d keep_src current
 	current=$(readlink -f "$(prepare_source)")
-	ls -1dt "$cache"/build-* 2>/dev/null | tail -n +5 | while read -r d; do rm -rf "$d"; done
+	ls -1dt "$cache"/build-* 2>/dev/null | tail -n +9 | while read -r d; do rm -rf "$d"; done
 	keep_src=$(for d in "$cache"/build-*/source; do readlink -f "$d"; done 2>/dev/null)
 	for d in "$cache"/src-*; do
 		[ -e "$d" ] || continue
