@@ -33,9 +33,9 @@ use crate::{
     reservation::Reservation, //
 };
 
-// The allocator core carves pools in 4 KiB pages, KVM's tables are the kernel's pages:
-// until the core takes the kernel's page size, refuse to build for 16K or 64K kernels
-// rather than hand KVM overlapping tables.
+// Where the two sides meet: KVM's tables are the kernel's pages, and the core carves pools
+// in the page its cfg selected. Were they ever to differ, KVM would be handed tables that
+// overlap; the build fails instead.
 const _: () = assert!(kernel::page::PAGE_SIZE as u64 == PAGE_SIZE);
 
 /// Module-wide state the VMs share: the sizes from the module parameters, the debugfs
@@ -122,12 +122,14 @@ impl Vm {
         let id = ctx.stats.next_id.fetch_add(1, Relaxed);
         let name = CString::try_from_fmt(fmt!("vm-{}-{}", pid, id))?;
         let pgd_pages = u64::from(pgd_pages);
-        let pages = Layout::total_pages(
-            pgd_pages,
-            u64::from(ctx.pud_pages),
-            u64::from(ctx.pmd_pages),
-        )
-        .ok_or(ENOMEM)?;
+        // A stage-2 of two levels has no tables for the pud region: none is reserved.
+        let pud_pages = if Region::Pud.used_from(start_level) {
+            u64::from(ctx.pud_pages)
+        } else {
+            0
+        };
+        let pmd_pages = u64::from(ctx.pmd_pages);
+        let pages = Layout::total_pages(pgd_pages, pud_pages, pmd_pages).ok_or(ENOMEM)?;
         // A root of several concatenated pages must be aligned to its size, which
         // alloc_contig_pages() does not promise: reserve room to align it.
         let slack = pgd_pages.checked_sub(1).ok_or(EINVAL)?;
@@ -145,13 +147,7 @@ impl Vm {
             .phys()
             .checked_next_multiple_of(align)
             .ok_or(ENOMEM)?;
-        let layout = Layout::new(
-            base,
-            pgd_pages,
-            u64::from(ctx.pud_pages),
-            u64::from(ctx.pmd_pages),
-        )
-        .ok_or(ENOMEM)?;
+        let layout = Layout::new(base, pgd_pages, pud_pages, pmd_pages).ok_or(ENOMEM)?;
 
         let reserved = reservation.pages();
         // The state keeps the name for log lines; the directory is named by a copy.
@@ -216,10 +212,11 @@ impl Vm {
                 // Logged once per VM: the halt is sticky, later calls fail silently.
                 if let Some(region_pages) = halted_now {
                     pr_err!(
-                        "{}: {} region exhausted ({} pages), VM halted; raise the module parameter {}\n",
+                        "{}: {} region exhausted ({} pages of {} KiB), VM halted; raise the module parameter {}\n",
                         &*state.name,
                         region.name(),
                         region_pages,
+                        PAGE_SIZE / 1024,
                         region.parameter()
                     );
                 }
