@@ -103,8 +103,7 @@ impl Region {
     /// IPA sizes, 4K pages at 32 bits) has no pud tables.
     pub fn for_level(level: i8, start_level: i8) -> Option<Region> {
         // Arm stage-2 tables live at levels -1..=3; the root is above the last level.
-        if !(-1..LAST_LEVEL).contains(&start_level) || level < start_level || level > LAST_LEVEL
-        {
+        if !(-1..LAST_LEVEL).contains(&start_level) || level < start_level || level > LAST_LEVEL {
             return None;
         }
         match i16::from(level) - i16::from(start_level) {
@@ -379,7 +378,11 @@ mod tests {
             _ => unreachable!("arm64 has 4K, 16K and 64K pages"),
         };
         assert_eq!(
-            (DEFAULT_PMD_PAGES, DEFAULT_PUD_PAGES, 1u64 << LAST_TABLE_SPAN_SHIFT),
+            (
+                DEFAULT_PMD_PAGES,
+                DEFAULT_PUD_PAGES,
+                1u64 << LAST_TABLE_SPAN_SHIFT
+            ),
             expected
         );
     }
