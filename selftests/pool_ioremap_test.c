@@ -86,7 +86,27 @@ static void gic_vm_free(struct gic_vm *g)
 	kvm_vm_free(g->vm);
 }
 
-/* Whether the kernel logged `needle` (with `name`, if given) since the kmsg fd opened. */
+/*
+ * The kernel log since a point, for the two messages a run may log: a reader each, so
+ * that a search for one does not read past the other.
+ */
+struct kmsg_since {
+	int remap, exhausted;
+};
+
+static void kmsg_since_now(struct kmsg_since *k)
+{
+	k->remap = kmsg_open();
+	k->exhausted = kmsg_open();
+}
+
+static void kmsg_since_close(struct kmsg_since *k)
+{
+	close(k->remap);
+	close(k->exhausted);
+}
+
+/* Whether the kernel logged `needle` (with `name`, if given) on `kmsg`'s reader. */
 static bool logged(int kmsg, const char *needle, const char *name)
 {
 	char line[512];
@@ -100,11 +120,21 @@ static bool logged(int kmsg, const char *needle, const char *name)
 	return false;
 }
 
+static bool remap_failed(struct kmsg_since *k)
+{
+	return logged(k->remap, "Unable to remap VGIC CPU to VCPU", NULL);
+}
+
+static bool exhaustion_logged(struct kmsg_since *k, const char *vm)
+{
+	return logged(k->exhausted, "region exhausted", vm);
+}
+
 int main(int argc, char *argv[])
 {
 	struct gic_vm deep, shallow;
-	int kmsg, err;
-	bool remap_failed;
+	struct kmsg_since k;
+	int err;
 
 	if (argc > 1) {
 		printf("usage: %s\n (no options; nptpool loaded with pmd_pages=1, a GICv2 host)\n",
@@ -114,7 +144,6 @@ int main(int argc, char *argv[])
 	ksft_print_header();
 	NPTPOOL_REQUIRE();
 
-	kmsg = kmsg_open();
 	gic_vm_create(&deep, VM_MODE_P48V48_4K);
 	if (deep.pool.pages[PMD] != 1)
 		ksft_exit_skip("the pmd region has %lu pages: run with nptpool's pmd_pages=1\n",
@@ -122,16 +151,16 @@ int main(int argc, char *argv[])
 	ksft_set_plan(6);
 
 	/* 48 bits: the interface needs two pmd-region tables, the region has one. */
+	kmsg_since_now(&k);
 	err = gic_vm_run(&deep);
 	read_pool(&deep.pool);
 	dump_pool(&deep.pool, "after the first KVM_RUN");
-	remap_failed = logged(kmsg, "Unable to remap VGIC CPU to VCPU", NULL);
-	ksft_test_result(err == ENOMEM && remap_failed && deep.pool.used[PMD] == 1,
+	ksft_test_result(err == ENOMEM && remap_failed(&k) && deep.pool.used[PMD] == 1,
 			 "48-bit IPA: mapping the GICv2 CPU interface finds no table, KVM_RUN fails with ENOMEM (%s)\n",
 			 err_str(err));
-	ksft_test_result(!vm_halted(&deep.pool) &&
-			 !logged(kmsg, "region exhausted", deep.name),
+	ksft_test_result(!vm_halted(&deep.pool) && !exhaustion_logged(&k, deep.name),
 			 "that neither halts the pool's allocator nor logs an exhaustion\n");
+	kmsg_since_close(&k);
 	err = gic_vm_run(&deep);
 	ksft_test_result(err == EIO,
 			 "KVM's vGIC marks the VM dead then, as on stock KVM: KVM_RUN fails with EIO (%s)\n",
@@ -140,19 +169,20 @@ int main(int argc, char *argv[])
 
 	/* 40 bits: the interface takes the one pmd-region table, the guest's fault finds none. */
 	gic_vm_create(&shallow, VM_MODE_P40V48_4K);
+	kmsg_since_now(&k);
 	err = gic_vm_run(&shallow);
 	read_pool(&shallow.pool);
 	dump_pool(&shallow.pool, "after the first KVM_RUN");
-	ksft_test_result(!logged(kmsg, "Unable to remap VGIC CPU to VCPU", NULL) &&
+	ksft_test_result(!remap_failed(&k) &&
 			 shallow.pool.used[PUD] == 1 && shallow.pool.used[PMD] == 1,
 			 "40-bit IPA: the GICv2 CPU interface is mapped with tables from the pool\n");
 	ksft_test_result(err == ENOMEM && vm_halted(&shallow.pool) &&
-			 logged(kmsg, "pmd region exhausted", shallow.name),
+			 exhaustion_logged(&k, shallow.name),
 			 "the guest's first stage-2 fault then finds no table: KVM_RUN fails with ENOMEM and the VM halts (%s)\n",
 			 err_str(err));
+	kmsg_since_close(&k);
 	err = gic_vm_run(&shallow);
 	ksft_test_result(err == EIO, "later KVM_RUNs fail with EIO (%s)\n", err_str(err));
 	gic_vm_free(&shallow);
-	close(kmsg);
 	ksft_finished();
 }
