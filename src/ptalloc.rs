@@ -291,15 +291,28 @@ mod tests {
         assert_eq!(a.alloc(Region::Pmd), Some(BASE + 3 * PAGE_SIZE));
         let full = a.clone();
         for pages in 0..4 {
-            assert!(!a.has_room(Region::Pmd, pages), "{pages} pages of a full region");
+            assert!(
+                !a.has_room(Region::Pmd, pages),
+                "{pages} pages of a full region"
+            );
         }
         assert_eq!(a, full, "asking changes nothing");
-        assert!(!a.halted(), "a full region is not a halt until alloc finds it full");
-        assert_eq!(a.alloc(Region::Pud), Some(BASE + PAGE_SIZE), "other regions serve on");
+        assert!(
+            !a.halted(),
+            "a full region is not a halt until alloc finds it full"
+        );
+        assert_eq!(
+            a.alloc(Region::Pud),
+            Some(BASE + PAGE_SIZE),
+            "other regions serve on"
+        );
         assert!(!a.has_room(Region::Pud, 1));
         assert_eq!(a.alloc(Region::Pud), None);
         assert!(a.halted());
-        assert!(!a.has_room(Region::Pgd, 1), "a halted allocator has no room anywhere");
+        assert!(
+            !a.has_room(Region::Pgd, 1),
+            "a halted allocator has no room anywhere"
+        );
     }
 
     #[test]
@@ -309,7 +322,8 @@ mod tests {
             for pud in 0..3u64 {
                 for pmd in 0..3u64 {
                     let mut a = pool(3, 2, 2);
-                    for (region, n) in [(Region::Pgd, pgd), (Region::Pud, pud), (Region::Pmd, pmd)] {
+                    for (region, n) in [(Region::Pgd, pgd), (Region::Pud, pud), (Region::Pmd, pmd)]
+                    {
                         for _ in 0..n {
                             let _ = a.alloc(region);
                         }
