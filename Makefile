@@ -24,7 +24,7 @@ MODMAKE = $(KMAKE) M=$(CURDIR) MO=$(B)/module CLIPPY=1
 GUEST_CMD = '$(subst ','\'',$(value CMD))'
 
 # `make guest` knobs, passed to qemu-config/run-qemu.sh through the environment.
-export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL
+export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL GIC
 
 .PHONY: help deps kernel module lint selftests initramfs guest run test-host fuzz check check-granules check-debug bench clean
 

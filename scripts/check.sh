@@ -115,6 +115,11 @@ upstream=/selftests/upstream.list
 [ $scale -gt 1 ] && upstream=
 guest_run vhe "" /selftests/nptpool.list /selftests/upstream-stage2.list $upstream
 guest_run nvhe kvm-arm.mode=nvhe /selftests/nptpool.list
+# Host configurations that only some scenarios need, each a short boot of its own:
+# kvm_phys_addr_ioremap() is only reached on a GICv2 host, shadow stage-2 MMUs only
+# exist on a nested-mode one.
+GIC=2 guest_run gicv2 "" /selftests/gicv2.list
+guest_run nested kvm-arm.mode=nested /selftests/nested.list
 
 # make bench cannot rot silently: one repetition at the tiniest sizes, on the machine
 # make bench boots (scripts/bench.sh says why), VHE only; passes when every benchmark

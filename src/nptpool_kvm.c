@@ -64,10 +64,14 @@ static void *nptpool_kvm_vm_init(struct kvm *kvm, s8 start_level,
 	return err ? ERR_PTR(err) : vm;
 }
 
-/* Runs with kvm->mmu_lock held (read or write) or at VM creation: must not sleep. */
-static void *nptpool_kvm_zalloc_table(void *vm, s8 level, unsigned int pages)
+/*
+ * Runs with kvm->mmu_lock held (read or write) or at VM creation: must not sleep.  Only
+ * a @fault may halt the VM; KVM copes without the other tables (see vm.rs).
+ */
+static void *nptpool_kvm_zalloc_table(void *vm, s8 level, unsigned int pages,
+				      bool fault)
 {
-	u64 phys = nptpool_vm_alloc_table(vm, level, pages);
+	u64 phys = nptpool_vm_alloc_table(vm, level, pages, fault);
 
 	return phys ? phys_to_virt(phys) : NULL;
 }

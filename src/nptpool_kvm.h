@@ -36,7 +36,7 @@ int nptpool_page_count(u64 phys);
 /* Implemented in Rust, called from the KVM callbacks in C. */
 int nptpool_vm_create(const void *ctx, const struct nptpool_vm_info *info,
 		      void **vm);
-u64 nptpool_vm_alloc_table(void *vm, s8 level, u32 pages);
+u64 nptpool_vm_alloc_table(void *vm, s8 level, u32 pages, bool fault);
 void nptpool_vm_destroy(void *vm);
 
 #endif /* NPTPOOL_KVM_H */

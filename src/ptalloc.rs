@@ -273,6 +273,22 @@ impl PtAlloc {
         }
     }
 
+    /// Whether `pages` fresh pages of `region` (one for `pages` 0, as
+    /// [`alloc_contiguous`](Self::alloc_contiguous) hands out) can be handed out now: the
+    /// allocator is not halted and the region has room for all of them. Not part of the
+    /// spec and changes nothing: a caller that can do without the pages asks this first,
+    /// so that a request the region cannot serve never reaches the halting `alloc`.
+    pub fn has_room(&self, region: Region, pages: u32) -> bool {
+        if self.halt {
+            return false;
+        }
+        let (_, end) = self.layout.bounds(region);
+        u64::from(pages.max(1))
+            .checked_mul(PAGE_SIZE)
+            .and_then(|len| self.next(region).checked_add(len))
+            .is_some_and(|after| after <= end)
+    }
+
     /// `pages` successive allocations from `region`, for a root of concatenated pages.
     /// Returns the first page's address; the pages are consecutive because each step
     /// advances the same bump pointer. `None`, and halted, if any step fails.
@@ -332,6 +348,73 @@ mod tests {
         let mut a = pool(1, 0, 1);
         assert_eq!(a.alloc(Region::Pud), None);
         assert!(a.halted());
+    }
+
+    #[test]
+    fn has_room_answers_without_changing_anything() {
+        let mut a = pool(1, 1, 2);
+        assert!(a.has_room(Region::Pmd, 1));
+        assert!(a.has_room(Region::Pmd, 2));
+        assert!(!a.has_room(Region::Pmd, 3));
+        assert_eq!(a.alloc(Region::Pmd), Some(BASE + 2 * PAGE_SIZE));
+        assert_eq!(a.alloc(Region::Pmd), Some(BASE + 3 * PAGE_SIZE));
+        let full = a.clone();
+        for pages in 0..4 {
+            assert!(
+                !a.has_room(Region::Pmd, pages),
+                "{pages} pages of a full region"
+            );
+        }
+        assert_eq!(a, full, "asking changes nothing");
+        assert!(
+            !a.halted(),
+            "a full region is not a halt until alloc finds it full"
+        );
+        assert_eq!(
+            a.alloc(Region::Pud),
+            Some(BASE + PAGE_SIZE),
+            "other regions serve on"
+        );
+        assert!(!a.has_room(Region::Pud, 1));
+        assert_eq!(a.alloc(Region::Pud), None);
+        assert!(a.halted());
+        assert!(
+            !a.has_room(Region::Pgd, 1),
+            "a halted allocator has no room anywhere"
+        );
+    }
+
+    #[test]
+    fn has_room_is_exactly_when_alloc_contiguous_succeeds_without_halting() {
+        // Every state of a small pool reached by allocations in each region, every size.
+        for pgd in 0..4u64 {
+            for pud in 0..3u64 {
+                for pmd in 0..3u64 {
+                    let mut a = pool(3, 2, 2);
+                    for (region, n) in [(Region::Pgd, pgd), (Region::Pud, pud), (Region::Pmd, pmd)]
+                    {
+                        for _ in 0..n {
+                            let _ = a.alloc(region);
+                        }
+                    }
+                    for region in Region::ALL {
+                        for pages in 0..5u32 {
+                            let mut b = a.clone();
+                            let room = a.has_room(region, pages);
+                            let got = b.alloc_contiguous(region, pages);
+                            assert_eq!(
+                                room,
+                                got.is_some() && !b.halted(),
+                                "{region:?} {pages} pages from {a:?}"
+                            );
+                            if room {
+                                assert_eq!(got, Some(a.next(region)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

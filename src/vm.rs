@@ -93,6 +93,17 @@ struct VmState {
     alloc: SpinLock<PtAlloc>,
 }
 
+/// Why KVM asks for a table, which decides what running out of room does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Need {
+    /// A guest's stage-2 fault, which cannot go on without the table: the spec's
+    /// allocation, whose failure halts the VM.
+    Fault,
+    /// Eager splitting, a device mapping (`kvm_phys_addr_ioremap`) or the root at VM
+    /// creation: KVM copes without the table, so the VM must not halt for want of it.
+    BestEffort,
+}
+
 /// A VM's pool, owned by KVM (through the C shim) from `vm_init` to `vm_destroy`.
 ///
 /// The state is the data of the VM's debugfs directory: the scope removes the directory,
@@ -179,9 +190,11 @@ impl Vm {
     }
 
     /// A fresh table for `level`: `pages` pages, more than one only for a root of
-    /// concatenated pages. `None` once the region for `level` is exhausted, for good.
-    /// Runs under `kvm->mmu_lock`: does not sleep.
-    pub(crate) fn alloc_table(&self, level: i8, pages: u32) -> Option<u64> {
+    /// concatenated pages. For a [`Need::Fault`], `None` once the region for `level` is
+    /// exhausted, which halts the VM for good; for a [`Need::BestEffort`], `None` while the
+    /// region has no room, which changes nothing. Runs under `kvm->mmu_lock`: does not
+    /// sleep.
+    pub(crate) fn alloc_table(&self, level: i8, pages: u32, need: Need) -> Option<u64> {
         let state = &self.state;
         let Some(region) = Region::for_level(level, state.start_level) else {
             pr_err!(
@@ -197,6 +210,11 @@ impl Vm {
         }
 
         let mut alloc = state.alloc.lock();
+        // A request KVM can do without must not halt the VM: it reaches the spec's
+        // allocation only when the region has room for it.
+        if need == Need::BestEffort && !alloc.has_room(region, pages) {
+            return None;
+        }
         let was_halted = alloc.halted();
         let table = alloc.alloc_contiguous(region, pages);
         // Only the halt's log line needs the region's size.
