@@ -30,7 +30,10 @@ use crate::{
         Region,
         PAGE_SIZE, //
     },
-    reservation::Reservation, //
+    reservation::{
+        MemcgLimit,
+        Reservation, //
+    }, //
 };
 
 // Where the two sides meet: KVM's tables are the kernel's pages, and the core carves pools
@@ -146,12 +149,24 @@ impl Vm {
         let slack = pgd_pages.checked_sub(1).ok_or(EINVAL)?;
         let wanted = pages.checked_add(slack).ok_or(ENOMEM)?;
         let reservation = Reservation::new(wanted).inspect_err(|_| {
-            pr_err!(
-                "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, VM creation fails with ENOMEM\n",
-                &*name,
-                wanted.saturating_mul(PAGE_SIZE / 1024),
-                pid
-            );
+            let kib = |pages: u64| pages.saturating_mul(PAGE_SIZE / 1024);
+            match MemcgLimit::find(wanted) {
+                Some(limit) => pr_err!(
+                    "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, VM creation fails with ENOMEM: memory cgroup {} is at its limit (memory.max {} KiB, {} KiB charged)\n",
+                    &*name,
+                    kib(wanted),
+                    pid,
+                    limit.path(),
+                    kib(limit.max()),
+                    kib(limit.usage())
+                ),
+                None => pr_err!(
+                    "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, VM creation fails with ENOMEM\n",
+                    &*name,
+                    kib(wanted),
+                    pid
+                ),
+            }
         })?;
         let align = pgd_pages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
         let base = reservation
