@@ -107,7 +107,7 @@ void nptpool_kvm_unregister(void)
  * hands the tail to other allocations, which then keep the block from merging when the
  * pool goes back: every VM would break up one 4 MiB block for good, until no pool fits.
  * Larger pools come from alloc_contig_pages(), which charges them with __GFP_ACCOUNT
- * (patch 4 of patches/).  Either way each page ends up an order-0 page with its own
+ * (patch 5 of patches/).  Either way each page ends up an order-0 page with its own
  * share of the charge, which it takes along when free_contig_range() frees it, and
  * which stays with the cgroup it was charged to (its objcg) whatever the VMM does
  * meanwhile.  Neither allocation invokes the OOM killer (__GFP_RETRY_MAYFAIL): a VMM

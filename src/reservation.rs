@@ -79,7 +79,7 @@ impl Reservation {
     }
 
     /// Whether the pages were reserved charged to the reserving task's memory cgroup
-    /// (always, since patch 4 of `patches/`).
+    /// (always, since patch 5 of `patches/`).
     pub(crate) fn charged(&self) -> bool {
         self.charged
     }

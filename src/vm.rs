@@ -298,7 +298,7 @@ impl VmState {
     fn write_tables(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The refcounts too are read without the lock: they are KVM's, not the lock's.
         // Shown as KVM counts them, without the reference the pool keeps on each page
-        // (patch 3 of patches/): 1 plus the table's live entries, 0 once KVM gave it up,
+        // (patch 4 of patches/): 1 plus the table's live entries, 0 once KVM gave it up,
         // and one more for each reference someone else holds at the moment.
         let alloc = self.snapshot();
         for region in Region::ALL {
