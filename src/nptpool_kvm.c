@@ -111,7 +111,8 @@ void nptpool_kvm_unregister(void)
  * share of the charge, which it takes along when free_contig_range() frees it, and
  * which stays with the cgroup it was charged to (its objcg) whatever the VMM does
  * meanwhile.  Neither allocation invokes the OOM killer (__GFP_RETRY_MAYFAIL): a VMM
- * whose cgroup cannot take the pool gets ENOMEM.  *@charged is always true now.
+ * whose cgroup cannot take the pool gets ENOMEM.  *@charged says whether the pages
+ * carry a charge: not for a VMM in the root cgroup, nor with cgroup.memory=nokmem.
  */
 int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged)
 {
@@ -137,9 +138,13 @@ int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged)
 			return -ENOMEM;
 		*reserved = pages;
 	}
-	*charged = true;
+	*charged = PageMemcgKmem(page);
 
-	/* The first page's cgroup is every page's: SecPageTables of the VMM's cgroup. */
+	/*
+	 * SecPageTables of the VMM's cgroup, through the first page's: every page's unless
+	 * the VMM moved while patch 5 charged the range block by block.  The release takes
+	 * the count back from the same page, so it never drifts.
+	 */
 	mod_lruvec_page_state(page, NR_SECONDARY_PAGETABLE, *reserved);
 	*phys = page_to_phys(page);
 	return 0;
@@ -147,15 +152,20 @@ int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged)
 
 /*
  * After a reservation of @pages failed, in the reserving task: whether its memory
- * cgroup, or one above it, has less room than that left under its memory.max, which is
- * then the likely cause.  If so, that cgroup's path goes to @path (@len bytes, NUL
- * terminated) and its limit and charge, in pages, to *@max and *@usage.
+ * cgroup, or one above it, has less room than the reservation would have charged (the
+ * whole buddy block for a small pool) left under its memory.max, which is then the
+ * likely cause.  If so, that cgroup's path goes to @path (@len bytes, NUL terminated)
+ * and its limit and charge, in pages, to *@max and *@usage.  The cgroup is the mm
+ * owner's, the charge's is the task's: they differ only for cgroup v1 threads.
  */
 bool nptpool_memcg_limit(u64 pages, char *path, size_t len, u64 *max, u64 *usage)
 {
 	bool limited = false;
 #ifdef CONFIG_MEMCG
 	struct mem_cgroup *memcg, *iter;
+
+	if (pages <= MAX_ORDER_NR_PAGES)
+		pages = 1ULL << get_order(pages << PAGE_SHIFT);
 
 	memcg = get_mem_cgroup_from_mm(current->mm);
 	/* The reference on @memcg pins its ancestors. */
