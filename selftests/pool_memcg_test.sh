@@ -19,7 +19,7 @@ start_ready /tmp/memcg.out 120 \
 	sh -c "echo \$\$ >$CG/vmm/cgroup.procs; exec /selftests/nptpool/vm_hold -n 512"
 vm=$ready_pid
 dir=$(ls -d /sys/kernel/debug/nptpool/vm-$vm-* | tail -n 1)
-pool_kib=$(($(awk '/^pool / { sub("reserved_pages=", "", $5); print $5 }' "$dir/regions") * 4))
+pool_kib=$(($(awk '/^pool / { sub("reserved_pages=", "", $5); print $5 }' "$dir/regions") * NPTPOOL_PAGE_KIB))
 charged=$(awk '/^pool / { print $6 }' "$dir/regions")
 during=$(stat_kib sec_pagetables)
 echo "# pool $pool_kib KiB ($charged); cgroup sec_pagetables $before -> $during KiB"
