@@ -24,9 +24,9 @@ MODMAKE = $(KMAKE) M=$(CURDIR) MO=$(B)/module CLIPPY=1
 GUEST_CMD = '$(subst ','\'',$(value CMD))'
 
 # `make guest` knobs, passed to qemu-config/run-qemu.sh through the environment.
-export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL
+export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL GIC
 
-.PHONY: help deps kernel module lint selftests initramfs guest run test-host fuzz check check-debug bench clean
+.PHONY: help deps kernel module lint selftests initramfs guest run test-host fuzz check check-granules check-debug bench clean
 
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
@@ -52,7 +52,7 @@ lint: module
 
 ## selftests   build upstream arm64 KVM selftests and ours, static arm64
 selftests: kernel
-	+@scripts/selftests.sh "$$(cat $(B)/kdir)" $(B)/selftests
+	+@scripts/selftests.sh "$$(cat $(B)/kdir)" $(B)/selftests $(SELFTESTS_FROM)
 
 ## initramfs   pack busybox, nptpool.ko and the selftests into the guest's initramfs
 initramfs: module selftests
@@ -77,13 +77,26 @@ fuzz:
 		-- --ignored --nocapture
 
 ## check       deps, module + lint, host tests, guest selftests; ends with 'N passed, N failed, N skipped'
-check: lint initramfs
-	@scripts/check.sh "$$(cat $(B)/kdir)" $(B)
+check: lint initramfs $(addprefix granule-initramfs-,$(CHECK_GRANULES))
+	@CHECK_GRANULES="$(CHECK_GRANULES)" scripts/check.sh "$$(cat $(B)/kdir)" $(B)
+
+# The 16K and 64K test hosts: kernel.config plus a page-size fragment, each built in
+# $(B)/granule-G with the userspace selftests of the 4K build (they do not depend on it).
+GRANULES := 16k 64k
+CHECK_GRANULES ?= $(GRANULES)
+granule-initramfs-%: selftests
+	+@$(MAKE) --no-print-directory initramfs BUILD=$(B)/granule-$* \
+		KCONFIG="$(KCONFIG) qemu-config/granule-$*.config" SELFTESTS_FROM=$(B)/selftests
+
+## check-granules  the granule list (load, layout per IPA size, exhaustion, churn, KUnit,
+##              upstream stage-2 tests) on a 16K and a 64K test host
+check-granules: $(addprefix granule-initramfs-,$(GRANULES))
+	@scripts/check.sh --granules "$(GRANULES)" "$$(cat $(B)/kdir)" $(B)
 
 ## check-debug  make check on the debug kernel (KASAN, lockdep, kmemleak, fault injection);
 ##              any report in a guest's kernel log fails it, even when every test passed
 check-debug:
-	+@$(MAKE) --no-print-directory check BUILD=$(B)/debug \
+	+@$(MAKE) --no-print-directory check BUILD=$(B)/debug CHECK_GRANULES= \
 		KCONFIG="qemu-config/kernel.config qemu-config/debug.config"
 
 ## bench       stage-2 fault benchmarks, stock KVM vs nptpool in one boot per host mode

@@ -16,13 +16,15 @@ environment:
   GUEST_FILES=DIR (copied to /extra in the guest)  HUGEPAGES=0 (2 MiB pages to reserve)
   GUEST_LOG=BUILD_DIR/guest.log  GUEST_QUIET=0 (1: console to the log only)
   QEMU_CPU=max,pauth-impdef=on (-cpu)  QEMU_ACCEL='' (-accel, e.g. tcg,thread=single)
+  GIC=3 (the host's interrupt controller: 3, or 2 for a GICv2 host)
 USAGE
 }
 [ $# -eq 3 ] || { usage >&2; exit 2; }
 kdir=$1 b=$2 cmd=$3
 [ -n "$cmd" ] || { echo "run-qemu: no command given (make guest CMD='...')" >&2; exit 2; }
 
-SMP=${SMP:-2} MEM=${MEM:-2G} TIMEOUT=${TIMEOUT:-900}
+SMP=${SMP:-2} MEM=${MEM:-2G} TIMEOUT=${TIMEOUT:-900} GIC=${GIC:-3}
+case $GIC in 2 | 3) ;; *) echo "run-qemu: GIC=$GIC: must be 2 or 3" >&2; exit 2 ;; esac
 log=${GUEST_LOG:-$b/guest.log}
 image=$kdir/arch/arm64/boot/Image
 
@@ -59,7 +61,7 @@ cat "$b/initramfs.cpio" "$run/run.cpio" >"$run/initrd"
 # kunit.*: KUnit is built in but off by default (allnoconfig); on, nptpool.ko's suite
 # runs each time the module loads.
 append="console=ttyAMA0 rdinit=/init panic=-1 oops=panic quiet kunit.enable=1 kunit.autorun=1 ${KERNEL_ARGS:-}"
-qemu=(qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu "${QEMU_CPU:-max,pauth-impdef=on}"
+qemu=(qemu-system-aarch64 -M virt,virtualization=on,gic-version="$GIC" -cpu "${QEMU_CPU:-max,pauth-impdef=on}"
 	-smp "$SMP" -m "$MEM" -display none -monitor none -serial stdio -nic none -no-reboot
 	-kernel "$image" -initrd "$run/initrd" -append "$append")
 # make bench picks its own: see scripts/bench.sh for why.

@@ -3,14 +3,54 @@
 # the guest selftest run; then one summary line over every TAP result collected.
 set -uo pipefail
 
-[ $# -eq 2 ] || { echo "usage: $0 KERNEL_BUILD_DIR BUILD_DIR" >&2; exit 2; }
+usage() {
+	cat <<USAGE
+usage: $0 KERNEL_BUILD_DIR BUILD_DIR
+       $0 --granules "16k 64k" KERNEL_BUILD_DIR BUILD_DIR
+  The first is make check; CHECK_GRANULES="16k 64k" adds a smoke boot per page size.
+  The second is make check-granules: the whole granule list on each page size.
+  Each granule's test host is BUILD_DIR/granule-G (make granule-initramfs-G).
+USAGE
+}
+granules_only=
+if [ "${1:-}" = --granules ]; then
+	granules_only=$2
+	shift 2
+fi
+[ $# -eq 2 ] || { usage >&2; exit 2; }
 kdir=$1 b=$2
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=$b/check
+[ -n "$granules_only" ] && out=$b/check-granules
 rm -rf "$out" && mkdir -p "$out"
 
 guest() { "$top/qemu-config/run-qemu.sh" "$kdir" "$b" "$@"; }
 export GUEST_QUIET=1
+
+# granule_run G LIST...: one boot of the G-page test host (its own kernel, module and
+# test modules; the same userspace) running the lists, then the kernel log check.
+granule_run() {
+	local g=$1 gb=$b/granule-$1 rc
+	shift
+	echo "== guest selftests ($g pages: $*)"
+	[ -s "$gb/kdir" ] || { echo "not ok 1 granule-$g: no test host built in $gb" >"$out/guest-granule-$g.log"; return; }
+	GUEST_LOG=$out/guest-granule-$g.log TIMEOUT=${CHECK_TIMEOUT:-2400} SMP=2 MEM=2G \
+		KERNEL_ARGS="log_buf_len=8M" \
+		"$top/qemu-config/run-qemu.sh" "$(cat "$gb/kdir")" "$gb" \
+		"/selftests/run_tests.sh $* /selftests/kernel_log.list"
+	rc=$?
+	grep -E '^not ok [0-9]+ ' "$out/guest-granule-$g.log"
+	[ $rc -eq 0 ] || echo "guest run exited $rc (log: $out/guest-granule-$g.log)"
+}
+
+if [ -n "$granules_only" ]; then
+	for g in $granules_only; do
+		granule_run "$g" /selftests/granule.list
+	done
+	echo "== summary"
+	python3 "$top/scripts/tap_summary.py" "$out"/guest-granule-*.log
+	exit
+fi
 
 echo "== host tests"
 "$top/scripts/test-host.sh" "$b"
@@ -75,6 +115,11 @@ upstream=/selftests/upstream.list
 [ $scale -gt 1 ] && upstream=
 guest_run vhe "" /selftests/nptpool.list /selftests/upstream-stage2.list $upstream
 guest_run nvhe kvm-arm.mode=nvhe /selftests/nptpool.list
+# Host configurations that only some scenarios need, each a short boot of its own:
+# kvm_phys_addr_ioremap() is only reached on a GICv2 host, shadow stage-2 MMUs only
+# exist on a nested-mode one.
+GIC=2 guest_run gicv2 "" /selftests/gicv2.list
+guest_run nested kvm-arm.mode=nested /selftests/nested.list
 
 # make bench cannot rot silently: one repetition at the tiniest sizes, on the machine
 # make bench boots (scripts/bench.sh says why), VHE only; passes when every benchmark
@@ -93,6 +138,11 @@ python3 "$top/scripts/bench_report.py" --smoke-tap --sizes 1M --vcpus '1 2' --cp
 	--runner-status $rc --report-dir "$out/bench-smoke" "$out/bench-smoke.csv" >"$out/bench-smoke.tap"
 grep -E '^(not ok|# missing)' "$out/bench-smoke.tap"
 [ $rc -eq 0 ] || { grep -E '^NPTBENCH-ERROR|^run-bench:' "$out/bench-smoke.log"; echo "run-bench.sh exited $rc (log: $out/bench-smoke.log)"; }
+
+# The other page sizes, briefly (make check-granules runs their whole list).
+for g in ${CHECK_GRANULES:-}; do
+	granule_run "$g" /selftests/granule-smoke.list
+done
 
 echo "== summary"
 python3 "$top/scripts/tap_summary.py" "$out"/host-*.tap "$out"/harness.tap "$out"/guest-*.log \

@@ -3,7 +3,10 @@
 # module_load_test: nptpool.ko loads, unloads and reloads cleanly, cannot be removed
 # while a VM uses a pool, and leaves VMs created before it on stock KVM.  Bad parameters
 # are pool_params_test.sh's.
-# Runs in the test host; expects the module loaded by init.  Leaves it loaded.
+# The load line names the kernel's page size and the defaults for it (4 KiB: 32 and 960,
+# 16 KiB: 4 and 60, 64 KiB: 4 and 16).
+# Runs in the test host; expects the module loaded by init with its defaults.  Leaves it
+# loaded.
 
 . /selftests/test_host_lib.sh
 [ $# -le 1 ] || { echo "usage: $0 [KO]" >&2; exit 2; }
@@ -21,11 +24,16 @@ resume_vm() {
 }
 
 echo "TAP version 13"
-echo "1..8"
+echo "1..9"
 [ -d /sys/module/nptpool ]
 result $? "nptpool is loaded"
 dmesg | grep -q 'nptpool: loaded: KVM host mode \(vhe\|nvhe\)'
 result $? "load is logged with the KVM host mode"
+defaults=$(nptpool_defaults | sed 's/\(.*\) \(.*\)/pud_pages=\1 pmd_pages=\2/')
+want="$NPTPOOL_PAGE_KIB KiB pages, $defaults"
+echo "# $(dmesg | grep 'nptpool: loaded:' | tail -n 1)"
+dmesg | grep 'nptpool: loaded:' | tail -n 1 | grep -q "host mode [a-z]*, $want\$"
+result $? "the load line names the kernel's page and its defaults: $want"
 rmmod nptpool && [ ! -e /sys/module/nptpool ]
 result $? "rmmod with no VM succeeds"
 

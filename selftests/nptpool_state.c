@@ -7,6 +7,8 @@
  *             stderr, when nptpool's debugfs is missing)
  *   settle    before a reading: sync, sleep 1 s, drop caches (exit 1 if they could not
  *             be dropped)
+ *   page_size print the host's page size in bytes (4096, 16384 or 65536): the unit of
+ *             nptpool's parameters and pools (busybox has no getconf)
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,7 +17,7 @@
 
 static int usage(FILE *f, const char *name, int ret)
 {
-	fprintf(f, "usage: %s [-h] counters|settle\n", name);
+	fprintf(f, "usage: %s [-h] counters|settle|page_size\n", name);
 	return ret;
 }
 
@@ -36,6 +38,10 @@ int main(int argc, char *argv[])
 		}
 		counters_str(&c, buf, sizeof(buf));
 		printf("%s\n", buf);
+		return 0;
+	}
+	if (!strcmp(argv[1], "page_size")) {
+		printf("%lu\n", nptpool_page_size());
 		return 0;
 	}
 	if (!strcmp(argv[1], "settle")) {

@@ -5,6 +5,12 @@
  * ones with EIO, and debugfs shows it halted with the region used up; a second VM is not
  * halted and keeps running and faulting.  With -s, the guest touches a memslot far larger
  * than the pool can map, across its whole length.
+ *
+ * Spans come from the host's page size: a pmd-region table maps 2 MiB, 32 MiB or
+ * 512 MiB, a pud-region table 1 GiB, 64 GiB or 4 TiB (4K, 16K, 64K pages).  A pud region
+ * exists only where the level below the root is not the last: for -r pud the VMs get the
+ * IPA size of -i, or by default the library's default one if its stage-2 has a pud
+ * region, else the smallest of the library's sizes whose stage-2 has three levels or more.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,33 +19,101 @@
 
 #include "nptpool_kvm.h"
 
-/*
- * Outgrow `region`: with 4K pages and a 40-bit IPA the root is at level 1, pud tables
- * map 1 GiB each and pmd tables 2 MiB each, so touching one page per 1 GiB (per 2 MiB)
- * needs one new table of the region per page.
- */
-static void test_exhaust(enum region region, u64 slot_gib)
+/* The KVM selftest library's guest modes with 4 KiB guest pages, by IPA size. */
+static const struct {
+	unsigned int ipa;
+	enum vm_guest_mode mode;
+} ipa_modes[] = {
+	{ 36, VM_MODE_P36V48_4K },
+	{ 40, VM_MODE_P40V48_4K },
+	{ 48, VM_MODE_P48V48_4K },
+	{ 52, VM_MODE_P52V48_4K },
+};
+
+static int ipa_mode(unsigned int ipa)
 {
+	int i;
+
+	for (i = 0; i < (int)ARRAY_SIZE(ipa_modes); i++)
+		if (ipa_modes[i].ipa == ipa)
+			return ipa_modes[i].mode;
+	return -1;
+}
+
+static bool ipa_has_pud(unsigned int ipa)
+{
+	u64 root_pages;
+	int level;
+
+	nptpool_s2_shape(ipa, &level, &root_pages);
+	return nptpool_s2_has_pud(level);
+}
+
+/* The shape of the VMs for `region` and `ipa` (0: pick one, see the top), or skip. */
+static struct vm_shape pick_shape(enum region region, unsigned int ipa)
+{
+	unsigned int max_ipa = kvm_check_cap(KVM_CAP_ARM_VM_IPA_SIZE);
+	int i, mode;
+
+	if (!ipa) {
+		ipa = vm_guest_mode_params[VM_MODE_DEFAULT].pa_bits;
+		for (i = 0; region == PUD && !ipa_has_pud(ipa); i++) {
+			if (i == ARRAY_SIZE(ipa_modes) || ipa_modes[i].ipa > max_ipa)
+				ksft_exit_skip("no IPA size up to the host's %u bits has a stage-2 with a pud region with %lu KiB pages\n",
+					       max_ipa, nptpool_page_size() >> 10);
+			ipa = ipa_modes[i].ipa;
+		}
+	}
+	mode = ipa_mode(ipa);
+	if (mode < 0 || ipa > max_ipa)
+		ksft_exit_skip("no %u-bit IPA guest mode on this host (the library's: 36, 40, 48, 52 bits; the host's limit: %u)\n",
+			       ipa, max_ipa);
+	ksft_print_msg("%u-bit IPA, %lu KiB host pages: %s pud region\n", ipa,
+		       nptpool_page_size() >> 10, ipa_has_pud(ipa) ? "a" : "no");
+	return VM_SHAPE(mode);
+}
+
+/*
+ * Outgrow `region`: touching one page per table span of the region (one per pmd-region
+ * span, or per pud-region span) needs one new table of the region per touch.
+ */
+static void test_exhaust(enum region region, u64 slot_gib, unsigned int ipa)
+{
+	struct vm_shape shape = pick_shape(region, ipa);
 	struct vm_under_test a, b;
 	u64 span, count, stride, slot;
-	int err;
+	int err, level;
 
+	vm_setup_shape(&b, shape, 1, 1, 1);		/* the bystander */
+	level = start_level(&b.pool);
+	if (region == PUD && !b.pool.pages[PUD])
+		ksft_exit_fail_msg("the VM's stage-2 starts at level %d but its pool has no pud region\n",
+				   level);
+	/* pud tables sit one level below the root, pmd ones at the last level. */
+	span = nptpool_table_span(region == PUD ? level + 1 : 3);
 	ksft_set_plan(5);
-	span = region == PUD ? 1UL << 30 : 2UL << 20;
-	vm_setup(&b, 1, 1, 1);		/* the bystander */
 	count = b.pool.pages[region] + 2;
-	/*
-	 * With -s, a memslot far larger than the pool maps, touched across its whole length:
-	 * still one new table of the region per touch.
-	 */
-	slot = slot_gib ? slot_gib << 30 : count * span;
-	stride = slot / count / span * span;
+	if (slot_gib) {
+		/*
+		 * A memslot far larger than the pool maps, touched across its whole length:
+		 * still one new table of the region per touch.
+		 */
+		slot = slot_gib << 30;
+		stride = slot / count / span * span;
+	} else {
+		/*
+		 * Up to one host page past the last touch: the library takes memslots
+		 * below 2^32 guest pages (16 TiB), and 4 touches 4 TiB apart must fit.
+		 */
+		stride = span;
+		slot = (count - 1) * stride + nptpool_page_size();
+	}
 	TEST_ASSERT(stride >= span, "a %lu GiB memslot cannot hold %lu touches %lu KiB apart",
 		    slot_gib, count, span >> 10);
-	vm_setup_pt(&a, VM_SHAPE_DEFAULT, slot / b.vm->page_size, count, stride / b.vm->page_size,
-		    slot_gib ? 2 * count : 0);
-	ksft_print_msg("memslot of %lu MiB at 0x%lx, %lu touches %lu MiB apart\n", slot >> 20,
-		       a.gpa, count, stride >> 20);
+	vm_setup_pt(&a, shape, slot / b.vm->page_size, count, stride / b.vm->page_size,
+		    2 * count);
+	ksft_print_msg("memslot of %lu MiB at 0x%lx, %lu touches %lu MiB apart (a %s-region table maps %lu MiB)\n",
+		       slot >> 20, a.gpa, count, stride >> 20, region_names[region], span >> 20);
 	dump_pool(&a.pool, "before the run");
 
 	err = vm_run(&a);
@@ -64,8 +138,10 @@ static void test_exhaust(enum region region, u64 slot_gib)
 
 static void usage(const char *name)
 {
-	printf("usage: %s [-h] [-r pud|pmd] [-s GiB]\n", name);
+	printf("usage: %s [-h] [-r pud|pmd] [-s GiB] [-i bits]\n", name);
 	printf(" -r: the region to exhaust (default pmd)\n");
+	printf(" -i: the VMs' IPA size, 36, 40, 48 or 52 (default: the library's, 40, or for\n"
+	       "     -r pud where that has no pud region the smallest size that has one)\n");
 	printf(" -s: a memslot of this many GiB, touched across its length (default: just\n"
 	       "     large enough for the touches)\n");
 }
@@ -74,9 +150,10 @@ int main(int argc, char *argv[])
 {
 	enum region region = PMD;
 	u64 slot_gib = 0;
+	unsigned int ipa = 0;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "hr:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "hr:s:i:")) != -1) {
 		switch (opt) {
 		case 'r':
 			if (!strcmp(optarg, "pud")) {
@@ -91,6 +168,9 @@ int main(int argc, char *argv[])
 		case 's':
 			slot_gib = atoi_positive("Memslot GiB", optarg);
 			break;
+		case 'i':
+			ipa = atoi_positive("IPA bits", optarg);
+			break;
 		case 'h':
 			usage(argv[0]);
 			exit(KSFT_PASS);
@@ -102,6 +182,6 @@ int main(int argc, char *argv[])
 
 	ksft_print_header();
 	NPTPOOL_REQUIRE();
-	test_exhaust(region, slot_gib);
+	test_exhaust(region, slot_gib, ipa);
 	ksft_finished();
 }

@@ -33,7 +33,8 @@ static void test_inject(void)
 	pool_now(&p);
 	reserved = p.reserved_pages;
 	/* The size the log names is the pool's (README: root + slack + pud + pmd), not the block's. */
-	pool_kib = (2 * p.pages[PGD] - 1 + p.pages[PUD] + p.pages[PMD]) * 4;
+	pool_kib = (2 * p.pages[PGD] - 1 + p.pages[PUD] + p.pages[PMD]) *
+		   (nptpool_page_size() >> 10);
 	if (reserved > 1024)
 		ksft_exit_skip("a pool of %lu pages comes from alloc_contig_pages(), which fail_page_alloc does not cover\n",
 			       reserved);

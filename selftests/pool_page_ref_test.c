@@ -33,8 +33,8 @@
 #define PAGE_PIN_KO	"/selftests/kmod/page_pin.ko"
 #define PAGE_PIN	"/sys/kernel/debug/page_pin/page"
 /*
- * The pool mm_ops' page_count callback that page_pin probes: patch 3's, or, on a kernel
- * whose patch 3 predates it, the one the pool shared with stock KVM.
+ * The pool mm_ops' page_count callback that page_pin probes: patch 4's, or, on a kernel
+ * whose allocator patch predates it, the one the pool shared with stock KVM.
  */
 static const char * const page_count_symbols[] = {
 	"kvm_s2_alloc_page_count", "kvm_host_page_count",

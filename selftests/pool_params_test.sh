@@ -13,6 +13,9 @@
 # - In range: the module loads; at the minimum a VM halts as soon as it needs a second
 #   table of a region; at the maximum a VM either gets its pool (alloc_contig_pages, up
 #   to 1 GiB) and runs, or KVM_CREATE_VM fails with ENOMEM and nptpool's line.
+# Bounds and defaults are the host page size's (a page is the kernel's): pud_pages up to
+# 16 MiB of pool (4096, 1024, 256 pages of 4, 16, 64 KiB), pmd_pages up to 1 GiB (262144,
+# 65536, 16384), defaults 32/960, 4/60, 4/16 (test_host_lib.sh).
 # nptpool is left loaded with its defaults; run_tests.sh (nptpool.list) checks that
 # nothing leaked.  The one test of nptpool's parameter checks: module_load_test has none.
 . /selftests/test_host_lib.sh
@@ -51,17 +54,26 @@ unparsable() {
 	refused "$errtext" "\`$v' invalid for parameter \`$p'" "$@"
 }
 
-# loads LOAD_LINE_PARAMS PARAM=VALUE...: insmod succeeds and the load line shows them
+# loads LOAD_LINE_PARAMS PARAM=VALUE...: insmod succeeds and the load line shows them,
+# with the host's page size
 loads() {
 	local want=$1
 	shift
 	kmsg_mark
-	insmod $KO "$@" && kmsg_since | grep -q "nptpool: loaded: KVM host mode [a-z]*, $want\$"
-	result $? "insmod $* loads: $want"
+	insmod $KO "$@" &&
+		kmsg_since | grep -q "nptpool: loaded: KVM host mode [a-z]*, $NPTPOOL_PAGE_KIB KiB pages, $want\$"
+	result $? "insmod $* loads: $NPTPOOL_PAGE_KIB KiB pages, $want"
 }
 
+read -r pud_def pmd_def <<EOF
+$(nptpool_defaults)
+EOF
+read -r pud_max pmd_max <<EOF
+$(nptpool_maxima)
+EOF
 echo "TAP version 13"
-for p in pud_pages:4096 pmd_pages:262144; do
+echo "# $NPTPOOL_PAGE_KIB KiB pages: pud_pages 1..$pud_max (default $pud_def), pmd_pages 1..$pmd_max (default $pmd_def)"
+for p in pud_pages:$pud_max pmd_pages:$pmd_max; do
 	name=${p%%:*} max=${p#*:}
 	out_of_range "$name" 0 "$max"
 	out_of_range "$name" $((max + 1)) "$max"
@@ -75,23 +87,25 @@ for p in pud_pages:4096 pmd_pages:262144; do
 	unparsable 'Invalid argument' "$name"
 	unparsable 'File exists' "$name=16" "$name=32"
 done
-# pages * 4096 would wrap in 32 bits; pud + pmd would wrap in 32 bits.
-out_of_range pmd_pages 1048576 262144
+# pages * page size would wrap in 32 bits; pud + pmd would wrap in 32 bits.
+out_of_range pmd_pages $((4194304 / NPTPOOL_PAGE_KIB)) "$pmd_max"
 refused 'Invalid argument' 'is out of range' pud_pages=4294967295 pmd_pages=4294967295
 
 for v in 0x10 020 +16; do
-	loads "pud_pages=32 pmd_pages=16" "pmd_pages=$v"
+	loads "pud_pages=$pud_def pmd_pages=16" "pmd_pages=$v"
 	rmmod nptpool
 done
 
-# The minimum: one page per region; the guest's first touch of a new GiB needs more.
+# The minimum: one page per region; the guest's code and its stores at the top of the
+# IPA space need two last-level tables.
 loads "pud_pages=1 pmd_pages=1" pud_pages=1 pmd_pages=1
 $C -o halt
 result $? "with one page per region a VM halts cleanly (ENOMEM, then EIO)"
 rmmod nptpool
-# The maxima, one at a time and together: pools of 20 MiB, 1 GiB and 1 GiB + 16 MiB.
-for params in "pud_pages=4096 pmd_pages=960" "pud_pages=32 pmd_pages=262144" \
-	"pud_pages=4096 pmd_pages=262144"; do
+# The maxima, one at a time and together: pools of 16 MiB, 1 GiB and 1 GiB + 16 MiB, with
+# the other region at its default.
+for params in "pud_pages=$pud_max pmd_pages=$pmd_def" "pud_pages=$pud_def pmd_pages=$pmd_max" \
+	"pud_pages=$pud_max pmd_pages=$pmd_max"; do
 	# shellcheck disable=SC2086 # a list of param=value words
 	loads "$params" $params
 	$C -o run,nomem

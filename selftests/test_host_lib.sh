@@ -20,6 +20,10 @@
 #   kmsg_mark                     mark the kernel log; kmsg_since prints what came after
 #   start_ready OUT SECS CMD...   run CMD in the background, output to OUT, until it prints
 #                                 "ready" (at most SECS s); its pid in $ready_pid
+#   NPTPOOL_PAGE_KIB              the host's page in KiB (4, 16, 64): the unit of nptpool's
+#                                 parameters, pools and /proc/zoneinfo's counts
+#   nptpool_defaults              "PUD PMD": nptpool's parameter defaults for that page
+#   nptpool_maxima                "PUD PMD": their upper bounds (16 MiB, 1 GiB of pool)
 #
 # nptpool's counters and the settling before a reading come from nptpool_state, built
 # from the same C library as the tests, so shell and C read them one way.
@@ -36,6 +40,20 @@ MEMFREE_SLACK_KIB=32768
 if grep -q ' kasan_quarantine_put$' /proc/kallsyms 2>/dev/null; then
 	MEMFREE_SLACK_KIB=$((MEMFREE_SLACK_KIB + $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) / 32))
 fi
+
+NPTPOOL_PAGE_KIB=$(($($NPTPOOL_STATE page_size) / 1024))
+
+# The defaults cover the same guest memory on every granule (src/ptalloc.rs).
+nptpool_defaults() {
+	case $NPTPOOL_PAGE_KIB in
+	4) echo "32 960" ;;
+	16) echo "4 60" ;;
+	64) echo "4 16" ;;
+	*) echo "unknown page size ${NPTPOOL_PAGE_KIB} KiB" >&2; return 1 ;;
+	esac
+}
+
+nptpool_maxima() { echo "$((16384 / NPTPOOL_PAGE_KIB)) $((1048576 / NPTPOOL_PAGE_KIB))"; }
 
 n=0 failed=0
 result() {
@@ -84,11 +102,11 @@ reload() {
 
 meminfo_kib() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
 
-# Free pages on the per-CPU lists (/proc/zoneinfo pagesets, 4 KiB pages in the test host),
+# Free pages on the per-CPU lists (/proc/zoneinfo pagesets, in the host's pages),
 # which MemFree leaves out.  Those lists grow after large frees (their high mark tunes
 # itself up) and shrink only slowly: tens of MiB after a freed pool of 1 GiB or hundreds
 # of huge pages, free all the same.
-pcp_free_kib() { awk '$1 == "count:" { n += $2 } END { print n * 4 }' /proc/zoneinfo; }
+pcp_free_kib() { awk -v k="$NPTPOOL_PAGE_KIB" '$1 == "count:" { n += $2 } END { print n * k }' /proc/zoneinfo; }
 
 # kmemleak reports an object once two scans found it unreferenced (its checksum must not
 # change in between) and it is older than 5 s.

@@ -15,6 +15,7 @@ use kernel::{
 
 use crate::vm::{
     Context,
+    Need,
     Vm, //
 };
 
@@ -156,6 +157,8 @@ pub(crate) unsafe extern "C" fn nptpool_vm_create(
 }
 
 /// KVM's `zalloc_table`, through the C shim: the physical address of a fresh table, or 0.
+/// `fault` is KVM's: a guest's stage-2 fault needs the table; otherwise the request is
+/// best effort.
 ///
 /// # Safety
 ///
@@ -166,11 +169,13 @@ pub(crate) unsafe extern "C" fn nptpool_vm_alloc_table(
     vm: *mut c_void,
     level: i8,
     pages: u32,
+    fault: bool,
 ) -> u64 {
     // SAFETY: by the function's safety requirements `vm` came from `into_foreign` and
     // `from_foreign` has not been called on it.
     let vm = unsafe { <Pin<KBox<Vm>> as ForeignOwnable>::borrow(vm) };
-    vm.alloc_table(level, pages).unwrap_or(0)
+    let need = if fault { Need::Fault } else { Need::BestEffort };
+    vm.alloc_table(level, pages, need).unwrap_or(0)
 }
 
 /// KVM's `vm_destroy`, through the C shim: return the pool whole.

@@ -6,11 +6,14 @@
  */
 
 #include <linux/build_bug.h>
+#include <linux/cgroup.h>
 #include <linux/gfp.h>
 #include <linux/kvm_host.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
 #include <linux/stddef.h>
+#include <linux/string.h>
 #include <asm/kvm_mmu.h>
 #include <asm/virt.h>
 
@@ -64,10 +67,14 @@ static void *nptpool_kvm_vm_init(struct kvm *kvm, s8 start_level,
 	return err ? ERR_PTR(err) : vm;
 }
 
-/* Runs with kvm->mmu_lock held (read or write) or at VM creation: must not sleep. */
-static void *nptpool_kvm_zalloc_table(void *vm, s8 level, unsigned int pages)
+/*
+ * Runs with kvm->mmu_lock held (read or write) or at VM creation: must not sleep.  Only
+ * a @fault may halt the VM; KVM copes without the other tables (see vm.rs).
+ */
+static void *nptpool_kvm_zalloc_table(void *vm, s8 level, unsigned int pages,
+				      bool fault)
 {
-	u64 phys = nptpool_vm_alloc_table(vm, level, pages);
+	u64 phys = nptpool_vm_alloc_table(vm, level, pages, fault);
 
 	return phys ? phys_to_virt(phys) : NULL;
 }
@@ -91,18 +98,26 @@ void nptpool_kvm_unregister(void)
 }
 
 /*
- * A zeroed, physically contiguous pool of at least @pages pages, counted in
- * SecPageTables like stock stage-2 tables; *@reserved is how many it holds.
+ * A zeroed, physically contiguous pool of at least @pages pages, charged to the caller's
+ * memory cgroup and counted in SecPageTables like stock stage-2 tables; *@reserved is
+ * how many it holds.
  *
  * Pools the buddy allocator can serve are one whole block of the order that fits them:
  * freed, the block merges again.  Trimming it to size, as alloc_pages_exact() does,
  * hands the tail to other allocations, which then keep the block from merging when the
  * pool goes back: every VM would break up one 4 MiB block for good, until no pool fits.
- * They are charged to the caller's memory cgroup.  Larger pools come from
- * alloc_contig_pages(), whose memory a module cannot charge (*@charged tells which).
+ * Larger pools come from alloc_contig_pages(), which charges them with __GFP_ACCOUNT
+ * (patch 5 of patches/).  Either way each page ends up an order-0 page with its own
+ * share of the charge, which it takes along when free_contig_range() frees it, and
+ * which stays with the cgroup it was charged to (its objcg) whatever the VMM does
+ * meanwhile.  Neither allocation invokes the OOM killer (__GFP_RETRY_MAYFAIL): a VMM
+ * whose cgroup cannot take the pool gets ENOMEM.  *@charged says whether the pages
+ * carry a charge: not for a VMM in the root cgroup, nor with cgroup.memory=nokmem.
  */
 int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged)
 {
+	const gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_RETRY_MAYFAIL |
+			  __GFP_NOWARN;
 	struct page *page;
 	unsigned int order;
 
@@ -111,26 +126,66 @@ int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged)
 
 	if (pages <= MAX_ORDER_NR_PAGES) {
 		order = get_order(pages << PAGE_SHIFT);
-		page = alloc_pages(GFP_KERNEL_ACCOUNT | __GFP_ZERO |
-				   __GFP_RETRY_MAYFAIL | __GFP_NOWARN, order);
+		page = alloc_pages(gfp, order);
 		if (!page)
 			return -ENOMEM;
 		/* Table pages need their own refcounts: KVM counts entries in them. */
 		split_page(page, order);
 		*reserved = 1ULL << order;
-		*charged = true;
 	} else {
-		page = alloc_contig_pages(pages, GFP_KERNEL | __GFP_ZERO |
-					  __GFP_NOWARN, numa_node_id(), NULL);
+		page = alloc_contig_pages(pages, gfp, numa_node_id(), NULL);
 		if (!page)
 			return -ENOMEM;
 		*reserved = pages;
-		*charged = false;
 	}
+	*charged = PageMemcgKmem(page);
 
+	/*
+	 * SecPageTables of the VMM's cgroup, through the first page's: every page's unless
+	 * the VMM moved while patch 5 charged the range block by block.  The release takes
+	 * the count back from the same page, so it never drifts.
+	 */
 	mod_lruvec_page_state(page, NR_SECONDARY_PAGETABLE, *reserved);
 	*phys = page_to_phys(page);
 	return 0;
+}
+
+/*
+ * After a reservation of @pages failed, in the reserving task: whether its memory
+ * cgroup, or one above it, has less room than the reservation would have charged (the
+ * whole buddy block for a small pool) left under its memory.max, which is then the
+ * likely cause.  If so, that cgroup's path goes to @path (@len bytes, NUL terminated)
+ * and its limit and charge, in pages, to *@max and *@usage.  The cgroup is the mm
+ * owner's, the charge's is the task's: they differ only for cgroup v1 threads.
+ */
+bool nptpool_memcg_limit(u64 pages, char *path, size_t len, u64 *max, u64 *usage)
+{
+	bool limited = false;
+#ifdef CONFIG_MEMCG
+	struct mem_cgroup *memcg, *iter;
+
+	if (pages <= MAX_ORDER_NR_PAGES)
+		pages = 1ULL << get_order(pages << PAGE_SHIFT);
+
+	memcg = get_mem_cgroup_from_mm(current->mm);
+	/* The reference on @memcg pins its ancestors. */
+	for (iter = memcg; iter && !mem_cgroup_is_root(iter);
+	     iter = parent_mem_cgroup(iter)) {
+		unsigned long limit = READ_ONCE(iter->memory.max);
+		unsigned long charge = page_counter_read(&iter->memory);
+
+		if (charge < limit && limit - charge >= pages)
+			continue;
+		*max = limit;
+		*usage = charge;
+		if (cgroup_path(iter->css.cgroup, path, len) < 0)
+			strscpy(path, "?", len);
+		limited = true;
+		break;
+	}
+	mem_cgroup_put(memcg);
+#endif
+	return limited;
 }
 
 /*

@@ -48,12 +48,12 @@ module! {
     license: "GPL",
     params: {
         pud_pages: u32 {
-            default: 32,
-            description: "Pages in each VM's region for tables one level below the root (1..4096, default 32)",
+            default: crate::ptalloc::DEFAULT_PUD_PAGES,
+            description: "Kernel pages in each VM's region for the tables one level below the root, when that is not the last level (up to 16 MiB; default 32 with 4K pages, 4 with 16K or 64K)",
         },
         pmd_pages: u32 {
-            default: 960,
-            description: "Pages in each VM's region for all deeper tables (1..262144, default 960)",
+            default: crate::ptalloc::DEFAULT_PMD_PAGES,
+            description: "Kernel pages in each VM's region for the last-level tables and any between them and the pud region's (up to 1 GiB; default 960 with 4K pages, 60 with 16K, 16 with 64K: 1920 MiB of guest memory mapped page by page)",
         },
     },
 }
@@ -96,14 +96,14 @@ impl kernel::Module for NptPool {
             name: "pud_pages",
             value: *module_parameters::pud_pages.value(),
             min: 1,
-            max: 4096,
+            max: ptalloc::MAX_PUD_PAGES,
         }
         .check()?;
         let pmd_pages = Param {
             name: "pmd_pages",
             value: *module_parameters::pmd_pages.value(),
             min: 1,
-            max: 262144,
+            max: ptalloc::MAX_PMD_PAGES,
         }
         .check()?;
         let mode = HostMode::current()?;
@@ -135,8 +135,9 @@ impl kernel::Module for NptPool {
             pr_err!("cannot register with KVM: error {}\n", e.to_errno());
         })?;
         pr_info!(
-            "loaded: KVM host mode {}, pud_pages={} pmd_pages={}\n",
+            "loaded: KVM host mode {}, {} KiB pages, pud_pages={} pmd_pages={}\n",
             mode.name(),
+            ptalloc::PAGE_SIZE / 1024,
             pud_pages,
             pmd_pages
         );

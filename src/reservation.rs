@@ -10,7 +10,10 @@ use kernel::{
 };
 
 mod ffi {
-    use kernel::ffi::c_int;
+    use kernel::ffi::{
+        c_char,
+        c_int, //
+    };
 
     extern "C" {
         pub(super) fn nptpool_pool_reserve(
@@ -20,11 +23,19 @@ mod ffi {
             charged: *mut bool,
         ) -> c_int;
         pub(super) fn nptpool_pool_release(phys: u64, pages: u64);
+        pub(super) fn nptpool_memcg_limit(
+            pages: u64,
+            path: *mut c_char,
+            len: usize,
+            max: *mut u64,
+            usage: *mut u64,
+        ) -> bool;
         pub(super) fn nptpool_page_count(phys: u64) -> c_int;
     }
 }
 
-/// A zeroed, physically contiguous range of pages counted in `SecPageTables`.
+/// A zeroed, physically contiguous range of pages counted in `SecPageTables` and charged
+/// to the reserving task's memory cgroup, whatever its size.
 ///
 /// # Invariants
 ///
@@ -67,7 +78,8 @@ impl Reservation {
         self.phys
     }
 
-    /// Whether the pages are charged to the reserving task's memory cgroup.
+    /// Whether the pages were reserved charged to the reserving task's memory cgroup
+    /// (always, since patch 5 of `patches/`).
     pub(crate) fn charged(&self) -> bool {
         self.charged
     }
@@ -98,5 +110,55 @@ impl Drop for Reservation {
         // callback left) and after its debugfs files are gone, or on `Vm::create`'s error
         // paths and in KUnit, before any page of it was handed out.
         unsafe { ffi::nptpool_pool_release(self.phys, self.pages) }
+    }
+}
+
+/// A memory cgroup whose `memory.max` leaves less room than a reservation needed.
+pub(crate) struct MemcgLimit {
+    /// The cgroup's path, NUL terminated.
+    path: [u8; 128],
+    /// Its `memory.max`, in pages.
+    max: u64,
+    /// What is charged to it, in pages.
+    usage: u64,
+}
+
+impl MemcgLimit {
+    /// After [`Reservation::new`] failed for `pages` pages: the calling task's memory
+    /// cgroup, or the first one above it, that has less than `pages` pages left under its
+    /// limit, the likely cause. `None` if every one has room (the host is short instead).
+    pub(crate) fn find(pages: u64) -> Option<Self> {
+        let mut limit = Self {
+            path: [0; 128],
+            max: 0,
+            usage: 0,
+        };
+        // SAFETY: the path buffer is valid for writes of its length, the other two
+        // out-pointers for a `u64` each, for the duration of the call.
+        let limited = unsafe {
+            ffi::nptpool_memcg_limit(
+                pages,
+                limit.path.as_mut_ptr().cast(),
+                limit.path.len(),
+                &mut limit.max,
+                &mut limit.usage,
+            )
+        };
+        limited.then_some(limit)
+    }
+
+    /// The cgroup's path.
+    pub(crate) fn path(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.path).unwrap_or(c"?")
+    }
+
+    /// Its `memory.max`, in pages.
+    pub(crate) fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// What is charged to it, in pages.
+    pub(crate) fn usage(&self) -> u64 {
+        self.usage
     }
 }

@@ -30,12 +30,15 @@ use crate::{
         Region,
         PAGE_SIZE, //
     },
-    reservation::Reservation, //
+    reservation::{
+        MemcgLimit,
+        Reservation, //
+    }, //
 };
 
-// The allocator core carves pools in 4 KiB pages, KVM's tables are the kernel's pages:
-// until the core takes the kernel's page size, refuse to build for 16K or 64K kernels
-// rather than hand KVM overlapping tables.
+// Where the two sides meet: KVM's tables are the kernel's pages, and the core carves pools
+// in the page its cfg selected. Were they ever to differ, KVM would be handed tables that
+// overlap; the build fails instead.
 const _: () = assert!(kernel::page::PAGE_SIZE as u64 == PAGE_SIZE);
 
 /// Module-wide state the VMs share: the sizes from the module parameters, the debugfs
@@ -93,6 +96,17 @@ struct VmState {
     alloc: SpinLock<PtAlloc>,
 }
 
+/// Why KVM asks for a table, which decides what running out of room does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Need {
+    /// A guest's stage-2 fault, which cannot go on without the table: the spec's
+    /// allocation, whose failure halts the VM.
+    Fault,
+    /// Eager splitting, a device mapping (`kvm_phys_addr_ioremap`) or the root at VM
+    /// creation: KVM copes without the table, so the VM must not halt for want of it.
+    BestEffort,
+}
+
 /// A VM's pool, owned by KVM (through the C shim) from `vm_init` to `vm_destroy`.
 ///
 /// The state is the data of the VM's debugfs directory: the scope removes the directory,
@@ -122,36 +136,44 @@ impl Vm {
         let id = ctx.stats.next_id.fetch_add(1, Relaxed);
         let name = CString::try_from_fmt(fmt!("vm-{}-{}", pid, id))?;
         let pgd_pages = u64::from(pgd_pages);
-        let pages = Layout::total_pages(
-            pgd_pages,
-            u64::from(ctx.pud_pages),
-            u64::from(ctx.pmd_pages),
-        )
-        .ok_or(ENOMEM)?;
+        // A stage-2 of two levels has no tables for the pud region: none is reserved.
+        let pud_pages = if Region::Pud.used_from(start_level) {
+            u64::from(ctx.pud_pages)
+        } else {
+            0
+        };
+        let pmd_pages = u64::from(ctx.pmd_pages);
+        let pages = Layout::total_pages(pgd_pages, pud_pages, pmd_pages).ok_or(ENOMEM)?;
         // A root of several concatenated pages must be aligned to its size, which
         // alloc_contig_pages() does not promise: reserve room to align it.
         let slack = pgd_pages.checked_sub(1).ok_or(EINVAL)?;
         let wanted = pages.checked_add(slack).ok_or(ENOMEM)?;
         let reservation = Reservation::new(wanted).inspect_err(|_| {
-            pr_err!(
-                "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, VM creation fails with ENOMEM\n",
-                &*name,
-                wanted.saturating_mul(PAGE_SIZE / 1024),
-                pid
-            );
+            let kib = |pages: u64| pages.saturating_mul(PAGE_SIZE / 1024);
+            match MemcgLimit::find(wanted) {
+                Some(limit) => pr_err!(
+                    "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, VM creation fails with ENOMEM: memory cgroup {} is at its limit (memory.max {} KiB, {} KiB charged)\n",
+                    &*name,
+                    kib(wanted),
+                    pid,
+                    limit.path(),
+                    kib(limit.max()),
+                    kib(limit.usage())
+                ),
+                None => pr_err!(
+                    "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, VM creation fails with ENOMEM\n",
+                    &*name,
+                    kib(wanted),
+                    pid
+                ),
+            }
         })?;
         let align = pgd_pages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
         let base = reservation
             .phys()
             .checked_next_multiple_of(align)
             .ok_or(ENOMEM)?;
-        let layout = Layout::new(
-            base,
-            pgd_pages,
-            u64::from(ctx.pud_pages),
-            u64::from(ctx.pmd_pages),
-        )
-        .ok_or(ENOMEM)?;
+        let layout = Layout::new(base, pgd_pages, pud_pages, pmd_pages).ok_or(ENOMEM)?;
 
         let reserved = reservation.pages();
         // The state keeps the name for log lines; the directory is named by a copy.
@@ -183,9 +205,11 @@ impl Vm {
     }
 
     /// A fresh table for `level`: `pages` pages, more than one only for a root of
-    /// concatenated pages. `None` once the region for `level` is exhausted, for good.
-    /// Runs under `kvm->mmu_lock`: does not sleep.
-    pub(crate) fn alloc_table(&self, level: i8, pages: u32) -> Option<u64> {
+    /// concatenated pages. For a [`Need::Fault`], `None` once the region for `level` is
+    /// exhausted, which halts the VM for good; for a [`Need::BestEffort`], `None` while the
+    /// region has no room, which changes nothing. Runs under `kvm->mmu_lock`: does not
+    /// sleep.
+    pub(crate) fn alloc_table(&self, level: i8, pages: u32, need: Need) -> Option<u64> {
         let state = &self.state;
         let Some(region) = Region::for_level(level, state.start_level) else {
             pr_err!(
@@ -201,6 +225,11 @@ impl Vm {
         }
 
         let mut alloc = state.alloc.lock();
+        // A request KVM can do without must not halt the VM: it reaches the spec's
+        // allocation only when the region has room for it.
+        if need == Need::BestEffort && !alloc.has_room(region, pages) {
+            return None;
+        }
         let was_halted = alloc.halted();
         let table = alloc.alloc_contiguous(region, pages);
         // Only the halt's log line needs the region's size.
@@ -216,10 +245,11 @@ impl Vm {
                 // Logged once per VM: the halt is sticky, later calls fail silently.
                 if let Some(region_pages) = halted_now {
                     pr_err!(
-                        "{}: {} region exhausted ({} pages), VM halted; raise the module parameter {}\n",
+                        "{}: {} region exhausted ({} pages of {} KiB), VM halted; raise the module parameter {}\n",
                         &*state.name,
                         region.name(),
                         region_pages,
+                        PAGE_SIZE / 1024,
                         region.parameter()
                     );
                 }
@@ -268,7 +298,7 @@ impl VmState {
     fn write_tables(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The refcounts too are read without the lock: they are KVM's, not the lock's.
         // Shown as KVM counts them, without the reference the pool keeps on each page
-        // (patch 3 of patches/): 1 plus the table's live entries, 0 once KVM gave it up,
+        // (patch 4 of patches/): 1 plus the table's live entries, 0 once KVM gave it up,
         // and one more for each reference someone else holds at the moment.
         let alloc = self.snapshot();
         for region in Region::ALL {

@@ -32,6 +32,18 @@ do {										\
 __printf(1, 2) __noreturn void nptpool_die(const char *fmt, ...);
 bool nptpool_loaded(void);
 
+/*
+ * The host's page, the unit of nptpool's pools and of KVM's stage-2 tables (4, 16 or
+ * 64 KiB), and the stage-2 KVM builds from it: everything a test expects of a pool's
+ * shape is derived from these, never from 4 KiB.
+ */
+u64 nptpool_page_size(void);
+unsigned int nptpool_page_shift(void);
+u64 nptpool_table_span(int level);
+u64 nptpool_last_table_span(void);
+void nptpool_s2_shape(unsigned int ipa, int *start_level, u64 *root_pages);
+bool nptpool_s2_has_pud(int start_level);
+
 /* Files. */
 bool write_file_ok(const char *path, const char *val);
 void write_file(const char *path, const char *val);

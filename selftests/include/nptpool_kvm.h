@@ -17,7 +17,6 @@
 #define TEST_SLOT		10
 #define TEST_GVA		0xc0000000UL
 #define BLOCK_SIZE		(2UL << 20)
-#define SZ_2M_PAGES(psz)	(BLOCK_SIZE / (psz))
 #define MAX_VCPUS		16
 
 gpa_t top_gpa_aligned(struct kvm_vm *vm, u64 pages, u64 align);

@@ -7,7 +7,8 @@
  *
  * The guest runs with its MMU off from guest physical 0: it stores a value into `count`
  * words `stride` bytes apart from `data_gpa`, then writes it to `mmio`, an unmapped
- * address, which exits to the VMM.  An exception writes 0 there instead.
+ * address, which exits to the VMM.  An exception writes 0 there instead.  The code's
+ * memslot is one host page; the data is mapped page by page (no transparent huge pages).
  */
 #ifndef NPTPOOL_RAW_VM_H
 #define NPTPOOL_RAW_VM_H
@@ -22,7 +23,7 @@ struct raw_vm {
 	struct kvm_run *run;
 	long run_size;
 	unsigned char *code, *data;
-	unsigned long long data_gpa, data_size, mmio, count, stride;
+	unsigned long long code_size, data_gpa, data_size, mmio, count, stride;
 };
 
 int raw_vm_create(struct raw_vm *r, unsigned long type);

@@ -32,6 +32,63 @@ bool nptpool_loaded(void)
 	return !access(NPTPOOL_DEBUGFS, F_OK);
 }
 
+u64 nptpool_page_size(void)
+{
+	return getpagesize();
+}
+
+unsigned int nptpool_page_shift(void)
+{
+	return __builtin_ctzl(nptpool_page_size());
+}
+
+/*
+ * The IPA space one stage-2 table at `level` maps on this host: a table is a page of
+ * 8-byte entries, a level-3 entry maps a page.  Level 3: 2 MiB, 32 MiB or 512 MiB;
+ * level 2: 1 GiB, 64 GiB or 4 TiB (4K, 16K, 64K pages).
+ */
+u64 nptpool_table_span(int level)
+{
+	unsigned int s = nptpool_page_shift(), shift = s + (s - 3) * (4 - level);
+
+	if (level > 3 || shift >= 64)
+		nptpool_die("no stage-2 table at level %d with %lu-byte pages\n", level,
+			    nptpool_page_size());
+	return 1ULL << shift;
+}
+
+/* What one last-level (level 3) table maps: one pmd-region page per this much IPA. */
+u64 nptpool_last_table_span(void)
+{
+	return nptpool_table_span(3);
+}
+
+/*
+ * KVM's stage-2 for a VM of `ipa` bits on this host (kvm_get_vtcr(), kvm_pgd_pages()):
+ * as few levels as fit with up to 16 concatenated root pages, at least two.
+ */
+void nptpool_s2_shape(unsigned int ipa, int *start_level, u64 *root_pages)
+{
+	unsigned int s = nptpool_page_shift(), root_bits;
+	int levels = (ipa - 8) / (s - 3);	/* ARM64_HW_PGTABLE_LEVELS(ipa - 4) */
+
+	if (levels < 2)
+		levels = 2;
+	*start_level = 4 - levels;
+	root_bits = s + (s - 3) * (4 - *start_level);	/* what one root page maps */
+	*root_pages = ipa > root_bits ? 1ULL << (ipa - root_bits) : 1;
+}
+
+/*
+ * Whether a stage-2 whose root is at `start_level` has a pud region: the level below the
+ * root is not the last.  A two-level stage-2 (16K and 64K pages at 40 bits, 4K at 32)
+ * has none: its last-level tables are the pmd region's.
+ */
+bool nptpool_s2_has_pud(int start_level)
+{
+	return start_level + 1 < 3;
+}
+
 bool write_file_ok(const char *path, const char *val)
 {
 	int fd = open(path, O_WRONLY);
@@ -281,7 +338,7 @@ bool tables_in_regions(const struct pool *p, u64 live[NR_REGIONS])
 			if (!strcmp(name, region_names[r]))
 				break;
 		if (r == NR_REGIONS || phys < p->rstart[r] || phys >= p->rend[r] ||
-		    phys % 4096) {
+		    phys % nptpool_page_size()) {
 			ksft_print_msg("table 0x%llx (%s) outside its region\n", phys, name);
 			ok = false;
 			continue;

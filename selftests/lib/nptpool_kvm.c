@@ -40,7 +40,7 @@ void vm_setup_pt(struct vm_under_test *t, struct vm_shape shape, u64 slot_pages,
 		 u64 stride, u64 pt_pages)
 {
 	long before = newest_vm_id(NULL, 0);
-	u64 psz, i;
+	u64 psz, i, align, host_pages;
 
 	/* The library sizes memslot 0 for the page tables of its "extra" memory. */
 	t->vm = __vm_create_shape_with_one_vcpu(shape, &t->vcpu, pt_pages * 512 / 2,
@@ -48,7 +48,15 @@ void vm_setup_pt(struct vm_under_test *t, struct vm_shape shape, u64 slot_pages,
 	psz = t->vm->page_size;
 	t->count = count;
 	t->stride = stride * psz;
-	t->gpa = top_gpa(t->vm, slot_pages);
+	/* A memslot is whole host pages, which may be larger than the guest's. */
+	host_pages = nptpool_page_size() > psz ? nptpool_page_size() / psz : 1;
+	slot_pages = (slot_pages + host_pages - 1) / host_pages * host_pages;
+	/*
+	 * Aligned as the stride is (1 GiB at least): touches one stage-2 table span apart
+	 * each land in a table of their own, whatever the host's page size.
+	 */
+	align = t->stride & -t->stride;
+	t->gpa = top_gpa_aligned(t->vm, slot_pages, align > (1UL << 30) ? align : 1UL << 30);
 	vm_userspace_mem_region_add(t->vm, VM_MEM_SRC_ANONYMOUS, t->gpa, TEST_SLOT,
 				    slot_pages, 0);
 	for (i = 0; i < count; i++)

@@ -69,18 +69,27 @@ int raw_vm_setup(struct raw_vm *r, unsigned long long data_gpa, unsigned long lo
 	r->data_size = data_size;
 	r->count = count;
 	r->stride = stride;
-	r->mmio = data_gpa - 4096;
-	r->code = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* A memslot is whole host pages: the code's is one, of 4, 16 or 64 KiB. */
+	r->code_size = getpagesize();
+	r->mmio = data_gpa - r->code_size;
+	r->code = mmap(NULL, r->code_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
 	r->data = mmap(NULL, data_size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (r->code == MAP_FAILED || r->data == MAP_FAILED)
 		return ENOMEM;
+	/*
+	 * Page by page: a transparent huge page (2 MiB, 32 MiB or 512 MiB) behind a store
+	 * would be mapped by a stage-2 block, without the last-level table the tests count.
+	 */
+	if (madvise(r->data, data_size, MADV_NOHUGEPAGE))
+		return errno;
 	memcpy(r->code, raw_vm_code, sizeof(raw_vm_code));
 	for (i = 0x200; i < 0x400; i += 0x80)
 		memcpy(r->code + i, raw_vm_vector, sizeof(raw_vm_vector));
 
 	slot = (struct kvm_userspace_memory_region){ .slot = 0, .guest_phys_addr = 0,
-		.memory_size = 4096, .userspace_addr = (unsigned long long)r->code };
+		.memory_size = r->code_size, .userspace_addr = (unsigned long long)r->code };
 	if (ioctl(r->vm, KVM_SET_USER_MEMORY_REGION, &slot))
 		return errno;
 	slot = (struct kvm_userspace_memory_region){ .slot = 1, .guest_phys_addr = data_gpa,
@@ -139,7 +148,7 @@ void raw_vm_destroy(struct raw_vm *r)
 	close(r->vm);
 	close(r->kvm);
 	if (r->code && r->code != MAP_FAILED)
-		munmap(r->code, 4096);
+		munmap(r->code, r->code_size);
 	if (r->data && r->data != MAP_FAILED)
 		munmap(r->data, r->data_size);
 }

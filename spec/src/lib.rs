@@ -25,7 +25,17 @@ use std::collections::BTreeMap;
 /// Coq's `Z`, wide enough for every value the spec computes.
 pub type Z = i128;
 
-/// `PAGE_SIZE` (Constants).
+/// `PAGE_SIZE` (Constants). Coq fixes it at 4096; no proof of PTAllocSpec depends on the
+/// value beyond its being positive, so the model takes the granule the implementation is
+/// built for (the same page-size cfg as `src/ptalloc.rs`), and the refinement checks run
+/// once per granule.
+#[cfg(CONFIG_ARM64_64K_PAGES)]
+pub const PAGE_SIZE: Z = 65536;
+/// `PAGE_SIZE` (Constants), 16 KiB build.
+#[cfg(CONFIG_ARM64_16K_PAGES)]
+pub const PAGE_SIZE: Z = 16384;
+/// `PAGE_SIZE` (Constants), 4 KiB build: Coq's value.
+#[cfg(not(any(CONFIG_ARM64_16K_PAGES, CONFIG_ARM64_64K_PAGES)))]
 pub const PAGE_SIZE: Z = 4096;
 /// `HOSTVISOR` and `COREVISOR` (Constants): the range of `is_vmid`.
 pub const HOSTVISOR: Z = 0;
