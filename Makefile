@@ -76,10 +76,6 @@ fuzz:
 		cargo test --locked --offline -q -p ptalloc-spec --test refinement fuzz_refinement \
 		-- --ignored --nocapture
 
-## check       deps, module + lint, host tests, guest selftests; ends with 'N passed, N failed, N skipped'
-check: lint initramfs $(addprefix granule-initramfs-,$(CHECK_GRANULES))
-	@CHECK_GRANULES="$(CHECK_GRANULES)" scripts/check.sh "$$(cat $(B)/kdir)" $(B)
-
 # The 16K and 64K test hosts: kernel.config plus a page-size fragment, each built in
 # $(B)/granule-G with the userspace selftests of the 4K build (they do not depend on it).
 # make check boots only the 64K one: a 16K test host runs nested KVM about ten times
@@ -90,6 +86,10 @@ CHECK_GRANULES ?= 64k
 granule-initramfs-%: selftests
 	+@$(MAKE) --no-print-directory initramfs BUILD=$(B)/granule-$* \
 		KCONFIG="$(KCONFIG) qemu-config/granule-$*.config" SELFTESTS_FROM=$(B)/selftests
+
+## check       deps, module + lint, host tests, guest selftests; ends with 'N passed, N failed, N skipped'
+check: lint initramfs $(addprefix granule-initramfs-,$(CHECK_GRANULES))
+	@CHECK_GRANULES="$(CHECK_GRANULES)" scripts/check.sh "$$(cat $(B)/kdir)" $(B)
 
 ## check-granules  the granule list (load, layout per IPA size, exhaustion, churn, KUnit,
 ##              upstream stage-2 tests) on a 16K and a 64K test host (16K: timeouts x4)
