@@ -9,6 +9,7 @@
 #include <linux/cgroup.h>
 #include <linux/gfp.h>
 #include <linux/kvm_host.h>
+#include <linux/log2.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
@@ -114,6 +115,12 @@ void nptpool_kvm_unregister(void)
  * whose cgroup cannot take the pool gets ENOMEM.  *@charged says whether the pages
  * carry a charge: not for a VMM in the root cgroup, nor with cgroup.memory=nokmem.
  */
+/* What a pool of @pages takes, and charges: a whole buddy block when one can serve it. */
+static u64 nptpool_pool_footprint(u64 pages)
+{
+	return pages <= MAX_ORDER_NR_PAGES ? 1ULL << get_order(pages << PAGE_SHIFT) : pages;
+}
+
 int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged)
 {
 	const gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_RETRY_MAYFAIL |
@@ -124,19 +131,18 @@ int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged)
 	if (!pages || pages > totalram_pages())
 		return -ENOMEM;
 
+	*reserved = nptpool_pool_footprint(pages);
 	if (pages <= MAX_ORDER_NR_PAGES) {
-		order = get_order(pages << PAGE_SHIFT);
+		order = ilog2(*reserved);
 		page = alloc_pages(gfp, order);
 		if (!page)
 			return -ENOMEM;
 		/* Table pages need their own refcounts: KVM counts entries in them. */
 		split_page(page, order);
-		*reserved = 1ULL << order;
 	} else {
 		page = alloc_contig_pages(pages, gfp, numa_node_id(), NULL);
 		if (!page)
 			return -ENOMEM;
-		*reserved = pages;
 	}
 	*charged = PageMemcgKmem(page);
 
@@ -164,8 +170,7 @@ bool nptpool_memcg_limit(u64 pages, char *path, size_t len, u64 *max, u64 *usage
 #ifdef CONFIG_MEMCG
 	struct mem_cgroup *memcg, *iter;
 
-	if (pages <= MAX_ORDER_NR_PAGES)
-		pages = 1ULL << get_order(pages << PAGE_SHIFT);
+	pages = nptpool_pool_footprint(pages);
 
 	memcg = get_mem_cgroup_from_mm(current->mm);
 	/* The reference on @memcg pins its ancestors. */
