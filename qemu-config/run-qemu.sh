@@ -17,6 +17,7 @@ environment:
   GUEST_LOG=BUILD_DIR/guest.log  GUEST_QUIET=0 (1: console to the log only)
   QEMU_CPU=max,pauth-impdef=on (-cpu)  QEMU_ACCEL='' (-accel, e.g. tcg,thread=single)
   GIC=3 (the host's interrupt controller: 3, or 2 for a GICv2 host)
+  VM=0 (1: add BUILD_DIR/vm.cpio, Debian's QEMU and a guest for real VMs: make vm)
 USAGE
 }
 [ $# -eq 3 ] || { usage >&2; exit 2; }
@@ -56,7 +57,12 @@ printf '%s\n' "$cmd" >"$run/cmd"
 	fi
 } >"$run/list"
 "$kdir/usr/gen_init_cpio" "$run/list" >"$run/run.cpio"
-cat "$b/initramfs.cpio" "$run/run.cpio" >"$run/initrd"
+vm=
+if [ "${VM:-0}" = 1 ]; then
+	vm=$b/vm.cpio
+	[ -s "$vm" ] || { echo "run-qemu: VM=1 but no $vm: run make vm" >&2; exit 2; }
+fi
+cat "$b/initramfs.cpio" $vm "$run/run.cpio" >"$run/initrd"
 
 # kunit.*: KUnit is built in but off by default (allnoconfig); on, nptpool.ko's suite
 # runs each time the module loads.

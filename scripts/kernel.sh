@@ -117,7 +117,7 @@ check_config() {
 }
 
 build() {
-	local frag src key out f
+	local frag src key out f targets
 	for f in "$@"; do
 		[ -f "$f" ] || die "no such fragment: $f"
 	done
@@ -132,8 +132,11 @@ build() {
 		cat "$@" >"$frag"
 		KCONFIG_ALLCONFIG=$frag "${KMAKE[@]}" -j"$(nproc)" -C "$src" O="$out" allnoconfig >&2
 		check_config "$frag" "$out/.config"
-		log "building Image and modules (about 5 minutes on 2 cores)"
-		"${KMAKE[@]}" -j"$(nproc)" -C "$src" O="$out" $BUILD_TARGETS >&2
+		# A guest's kernel (guest.config) has no modules, and kbuild refuses to build them.
+		targets=$BUILD_TARGETS
+		grep -q '^CONFIG_MODULES=y' "$out/.config" || targets=Image
+		log "building $targets (about 5 minutes on 2 cores)"
+		"${KMAKE[@]}" -j"$(nproc)" -C "$src" O="$out" $targets >&2
 		"${KMAKE[@]}" -C "$src" O="$out" headers_install INSTALL_HDR_PATH="$out/hdr" >&2
 		touch "$out/.nptpool-ready"
 		prune
@@ -142,8 +145,9 @@ build() {
 	echo "$out"
 }
 
-# Keep the eight most recently used builds (three granules, the debug kernel, patch work)
-# and the sources they were built from; a source tree is ~1.6 GB, a build ~0.5 GB.
+# Keep the eight most recently used builds (three granules, the debug and guest kernels,
+# patch work) and the sources they were built from; a source tree is ~1.6 GB, a build
+# ~0.5 GB.
 prune() {
 	local d keep_src current
 	current=$(readlink -f "$(prepare_source)")

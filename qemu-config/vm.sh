@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Pack what a real VM needs inside the test host into BUILD_DIR/vm.cpio, which
+# run-qemu.sh appends to the test host's initramfs when VM=1:
+#   /usr/bin/qemu-system-aarch64, /lib/ld-linux-aarch64.so.1, /usr/lib/aarch64-linux-gnu/
+#       Debian's arm64 QEMU (bookworm-backports, pinned) and the closure of the shared
+#       libraries it is linked against, where its dynamic loader looks for them
+#   /vm/Image        the guest's kernel (qemu-config/guest.config, built by kernel.sh)
+#   /vm/guest.cpio   the guest's initramfs: busybox, qemu-config/guest-init, guest_workload
+# QEMU is never built here.  Its packages come through a private apt state and are cached
+# with the closure in NPTPOOL_CACHE, keyed by version, as the kernel is.
+set -euo pipefail
+shopt -s nullglob
+
+[ $# -eq 2 ] || { echo "usage: $0 KERNEL_BUILD_DIR BUILD_DIR   (after make initramfs)" >&2; exit 2; }
+kdir=$1 b=$2
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+cache=${NPTPOOL_CACHE:-$HOME/.cache/nptpool}
+. "$top/scripts/apt_lib.sh"
+
+# The version tested, the same as the build machine's own QEMU.  If the archive no longer
+# carries it, the newest bookworm-backports one is used and the fallback is logged.
+QEMU_PKG=qemu-system-arm
+QEMU_PIN=1:10.0.2+ds-2+deb13u1~bpo12+1
+
+log() { echo "vm: $*" >&2; }
+die() { echo "vm: error: $*" >&2; exit 1; }
+
+busybox=$cache/busybox-arm64/bin/busybox
+workload=$b/selftests/nptpool/guest_workload
+gen_cpio=$kdir/usr/gen_init_cpio
+for f in "$busybox" "$workload" "$gen_cpio"; do
+	[ -x "$f" ] || die "$f missing: run make initramfs first"
+done
+
+# vmm_closure: the cached QEMU and its libraries, fetched on first use; prints its path.
+vmm_closure() {
+	local ver dir n p c f
+	local -a queue
+	local -A seen
+	dir=$cache/vmm-arm64-${QEMU_PIN//[:~+]/_}
+	[ -e "$dir/.nptpool-ready" ] && { echo "$dir"; return; }
+	private_apt "$cache/apt-arm64-bpo" arm64 bookworm bookworm-backports
+	if apt-cache "${APT_OPTS[@]}" show "$QEMU_PKG=$QEMU_PIN" >/dev/null 2>&1; then
+		ver=$QEMU_PIN
+	else
+		ver=$(apt-cache "${APT_OPTS[@]}" madison "$QEMU_PKG" | awk '$6 ~ /backports/ { print $3 }' |
+			sort -V | tail -n 1)
+		[ -n "$ver" ] || die "no $QEMU_PKG in bookworm-backports"
+		log "pinned $QEMU_PIN is gone from the archive, falling back to $ver"
+	fi
+	dir=$cache/vmm-arm64-${ver//[:~+]/_}
+	if [ ! -e "$dir/.nptpool-ready" ]; then
+		log "fetching Debian's arm64 $QEMU_PKG $ver and its dependencies"
+		rm -rf "$dir" "$dir.tmp" && mkdir -p "$dir.tmp/debs" "$dir.tmp/root"
+		# The whole dependency closure as apt resolves it for an empty system.
+		apt-get -qq "${APT_OPTS[@]}" -o Dir::Cache::archives="$dir.tmp/debs" \
+			--no-install-recommends -t bookworm-backports install --download-only -y \
+			"$QEMU_PKG=$ver" >&2
+		for p in "$dir.tmp"/debs/*.deb; do
+			dpkg-deb -x "$p" "$dir.tmp/root"
+		done
+		# Of that, only what the binary loads: the NEEDED closure, breadth first.
+		mkdir -p "$dir/bin" "$dir/lib"
+		cp "$dir.tmp/root/usr/bin/qemu-system-aarch64" "$dir/bin/"
+		queue=("$dir/bin/qemu-system-aarch64")
+		while [ ${#queue[@]} -gt 0 ]; do
+			f=${queue[0]} && queue=("${queue[@]:1}")
+			for n in $(aarch64-linux-gnu-readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
+				[ -z "${seen[$n]:-}" ] || continue
+				seen[$n]=1
+				p=
+				for c in "$dir.tmp"/root/{usr/,}lib/aarch64-linux-gnu/"$n"; do
+					[ -e "$c" ] && p=$c && break
+				done
+				[ -n "$p" ] || die "$n, needed by $(basename "$f"), is in no package of the closure"
+				cp -L "$p" "$dir/lib/$n"
+				queue+=("$dir/lib/$n")
+			done
+		done
+		cp -L "$dir.tmp/root/lib/ld-linux-aarch64.so.1" "$dir/lib/"
+		echo "$ver" >"$dir/version"
+		rm -rf "$dir.tmp"
+		touch "$dir/.nptpool-ready"
+	fi
+	echo "$dir"
+}
+
+vmm=$(vmm_closure)
+log "QEMU $(cat "$vmm/version"): $(du -sh "$vmm" | cut -f1) with its libraries"
+gkdir=$("$top/scripts/kernel.sh" "$here/guest.config" | tail -n 1)
+
+stage=$b/vm
+rm -rf "$stage" && mkdir -p "$stage"
+{
+	echo "dir /dev 0755 0 0"
+	echo "nod /dev/console 0600 0 0 c 5 1"
+	for d in bin sbin usr usr/bin usr/sbin proc sys tmp; do
+		echo "dir /$d 0755 0 0"
+	done
+	echo "file /bin/busybox $busybox 0755 0 0"
+	echo "file /init $here/guest-init 0755 0 0"
+	echo "file /bin/guest_workload $workload 0755 0 0"
+} >"$stage/guest.list"
+"$gen_cpio" "$stage/guest.list" >"$stage/guest.cpio"
+
+{
+	for d in /lib /usr /usr/bin /usr/lib /usr/lib/aarch64-linux-gnu /vm; do
+		echo "dir $d 0755 0 0"
+	done
+	echo "file /usr/bin/qemu-system-aarch64 $vmm/bin/qemu-system-aarch64 0755 0 0"
+	echo "file /lib/ld-linux-aarch64.so.1 $vmm/lib/ld-linux-aarch64.so.1 0755 0 0"
+	for f in "$vmm"/lib/*.so*; do
+		[ "$(basename "$f")" = ld-linux-aarch64.so.1 ] && continue
+		echo "file /usr/lib/aarch64-linux-gnu/$(basename "$f") $f 0644 0 0"
+	done
+	echo "file /vm/Image $gkdir/arch/arm64/boot/Image 0644 0 0"
+	echo "file /vm/guest.cpio $stage/guest.cpio 0644 0 0"
+	echo "file /vm/qemu-version $vmm/version 0644 0 0"
+} >"$stage/vm.list"
+"$gen_cpio" "$stage/vm.list" >"$b/vm.cpio.tmp"
+mv "$b/vm.cpio.tmp" "$b/vm.cpio"
+log "$b/vm.cpio: $(du -sh "$b/vm.cpio" | cut -f1)"
