@@ -24,9 +24,9 @@ MODMAKE = $(KMAKE) M=$(CURDIR) MO=$(B)/module CLIPPY=1
 GUEST_CMD = '$(subst ','\'',$(value CMD))'
 
 # `make guest` knobs, passed to qemu-config/run-qemu.sh through the environment.
-export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL GIC
+export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL GIC VM HUGEPAGES
 
-.PHONY: help deps kernel module lint selftests initramfs guest run test-host fuzz check check-granules check-debug bench clean
+.PHONY: help deps kernel module lint selftests initramfs vm guest run test-host fuzz check check-granules check-debug bench clean
 
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
@@ -58,13 +58,23 @@ selftests: kernel
 initramfs: module selftests
 	@qemu-config/initramfs.sh "$$(cat $(B)/kdir)" $(B)
 
+## vm          Debian's arm64 QEMU, a guest kernel and its initramfs, for real VMs in the test host
+vm: initramfs
+	@qemu-config/vm.sh "$$(cat $(B)/kdir)" $(B)
+
 ## guest       boot the QEMU arm64 KVM host, load nptpool.ko, run CMD='...', exit with its status
 guest: initramfs
 	@qemu-config/run-qemu.sh "$$(cat $(B)/kdir)" $(B) $(GUEST_CMD)
 
-## run         boot, load nptpool.ko, run one VM workload and show what happened
-run: initramfs
+## run         boot, load nptpool.ko, run a real guest under Debian's QEMU and show its pool;
+##              DEMO=selftest: one KVM selftest VM instead, with its tables one by one
+DEMO ?= vm
+run: $(if $(filter selftest,$(DEMO)),initramfs,vm)
+ifeq ($(DEMO),selftest)
 	@qemu-config/run-qemu.sh "$$(cat $(B)/kdir)" $(B) "/selftests/run-demo.sh"
+else
+	@VM=1 qemu-config/run-qemu.sh "$$(cat $(B)/kdir)" $(B) "/selftests/run-vm-demo.sh"
+endif
 
 ## test-host   host-side tests (no QEMU): the allocator core under cargo test, the TAP counter
 test-host:
@@ -87,7 +97,7 @@ granule-initramfs-%: selftests
 		KCONFIG="$(KCONFIG) qemu-config/granule-$*.config" SELFTESTS_FROM=$(B)/selftests
 
 ## check       deps, module + lint, host tests, guest selftests; ends with 'N passed, N failed, N skipped'
-check: lint initramfs $(addprefix granule-initramfs-,$(CHECK_GRANULES))
+check: lint initramfs vm $(addprefix granule-initramfs-,$(CHECK_GRANULES))
 	@CHECK_GRANULES="$(CHECK_GRANULES)" scripts/check.sh "$$(cat $(B)/kdir)" $(B)
 
 ## check-granules  the granule list (load, layout per IPA size, exhaustion, churn, KUnit,
@@ -103,7 +113,7 @@ check-debug:
 
 ## bench       stage-2 fault benchmarks, stock KVM vs nptpool in one boot per host mode
 ##              (VHE, nVHE, pKVM stock); results/summary.md and plots; BENCH_REPS=5
-bench: initramfs
+bench: vm
 	@scripts/bench.sh "$$(cat $(B)/kdir)" $(B)
 
 ## clean       remove ./build (the kernel cache in $(NPTPOOL_CACHE) stays)

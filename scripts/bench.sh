@@ -14,6 +14,7 @@ environment:
   BENCH_SIZES='2M 8M'     test memory sizes, all vCPUs of a VM together
   BENCH_VCPUS='1 2 4'     vCPU counts
   BENCH_MODES='vhe nvhe pkvm'  host modes to boot (pkvm: stock KVM only)
+  BENCH_GUEST_SIZES='128'  MiB the real guest writes (real_vm, when BUILD_DIR/vm.cpio exists)
   BENCH_ARGS=''           more selftests/run-bench.sh options, e.g. "-B 'fault_latency'"
   BENCH_OUT=results       where samples.csv, summary.md and the PNGs go
   BENCH_TIMEOUT=1800      seconds per boot before it counts as hung
@@ -37,6 +38,10 @@ rm -f "$out"/samples.csv "$out"/summary.md "$out"/*.png
 # KVM tears a 52-bit IPA VM down in 4M chunks of 1 GiB (about 1 s under TCG, per
 # process, on both sides alike); at 48 bits that is 16 times less.  Our VMs use 40 bits.
 export SMP=4 MEM=2G HUGEPAGES=32 GUEST_QUIET=1 TIMEOUT=${BENCH_TIMEOUT:-1800}
+# Debian's QEMU and the real guest (make vm): run-bench.sh adds real_vm when they are there.
+VM=0
+[ -s "$b/vm.cpio" ] && VM=1
+export VM
 export QEMU_ACCEL=${QEMU_ACCEL:-tcg,thread=single}
 export QEMU_CPU=${QEMU_CPU:-max,pauth-impdef=on,lpa2=off}
 
@@ -63,7 +68,7 @@ for mode in $modes; do
 	t0=$(date +%s)
 	GUEST_LOG=$log KERNEL_ARGS=$args NPTPOOL=$nptpool \
 		"$top/qemu-config/run-qemu.sh" "$kdir" "$b" \
-		"/selftests/run-bench.sh -M $mode -n $reps -b $(q "$sizes") -v $(q "$vcpus") $runner_args ${BENCH_ARGS:-}"
+		"/selftests/run-bench.sh -M $mode -n $reps -b $(q "$sizes") -v $(q "$vcpus") -G $(q "${BENCH_GUEST_SIZES:-128}") $runner_args ${BENCH_ARGS:-}"
 	rc=$?
 	sleep 1
 	kill "$tailpid" 2>/dev/null

@@ -31,11 +31,11 @@ PAIRED_MODES = ('vhe', 'nvhe')    # modes where nptpool can load
 CONTEXT_MODE = 'pkvm'             # stock only: the pool of pKVM lives at EL2
 # Per-fault samples feed the CDF and the pooled table, not the per-run table.
 RAW_METRICS = {'fault_ns'}
-HIGHER_IS_BETTER = {'per_vcpu_rate', 'overall_rate'}
+HIGHER_IS_BETTER = {'per_vcpu_rate', 'overall_rate', 'write_rate'}
 TARGETS = (('fault_latency', 'p50_ns'), ('fault_latency', 'p99_ns'),
            ('kvm_page_table_test', 'KVM_UPDATE_MAPPINGS'))
 BENCH_ORDER = ('kvm_page_table_test', 'demand_paging_test', 'fault_latency', 'vm_create',
-               'alloc_bench')
+               'alloc_bench', 'real_vm')
 BENCH_NOTES = {
     'kvm_page_table_test': 'whole-stage times of the upstream test (-m 6: 40-bit IPA, 4K pages); '
                            'config vCPUS-SIZE-BACKING, SIZE touched by every vCPU; the hugetlb '
@@ -49,12 +49,21 @@ BENCH_NOTES = {
     'alloc_bench': 'in-kernel, nptpool debugfs alloc_bench: "nptpool" is one table from the bump '
                    'allocator under its spinlock, "stock" one zeroed page from the page '
                    'allocator as KVM\'s memcache gets it; Ncpus: every CPU at once',
+    'real_vm': 'Debian\'s QEMU booting the Linux guest of make vm (selftests/real_vm.sh), config '
+               'thp_on|thp_off-SIZE: the test host\'s THP, SIZE written once by the guest; '
+               'boot_to_init is the guest\'s uptime when its init starts, write_rate its first '
+               'write of SIZE (every page a stage-2 fault; higher is better)',
 }
 
 
-def expected(sizes, vcpus, cpus):
-    """{benchmark: ([configs], [metrics])} that a run with these knobs must produce."""
+def expected(sizes, vcpus, cpus, guest_sizes=()):
+    """{benchmark: ([configs], [metrics])} that a run with these knobs must produce;
+    real_vm only when it ran with guest sizes."""
     plain = [f'v{v}-{s}' for v in vcpus for s in sizes]
+    guest = {}
+    if guest_sizes:
+        guest = {'real_vm': ([f'thp_{t}-{s}' for t in ('on', 'off') for s in guest_sizes],
+                             ['boot_to_init', 'write_rate'])}
     return {
         'kvm_page_table_test': ([f'{c}-{b}' for b in ('anonymous', 'hugetlb2M') for c in plain],
                                 ['KVM_CREATE_MAPPINGS', 'KVM_UPDATE_MAPPINGS',
@@ -64,7 +73,7 @@ def expected(sizes, vcpus, cpus):
         'vm_create': ([f'{c}-{p}_pool' for p in ('default', 'large') for c in plain],
                       ['vm_create_us', 'vm_destroy_us']),
         'alloc_bench': (['1cpu', f'{cpus}cpus'], ['alloc_ns']),
-    }
+    } | guest
 
 
 def read_samples(path):
@@ -404,9 +413,9 @@ def run_gnuplot(out_dir, pd):
     return made
 
 
-def smoke_tap(summ, sizes, vcpus, cpus, runner_status=None, report_dir=None):
+def smoke_tap(summ, sizes, vcpus, cpus, runner_status=None, report_dir=None, guest_sizes=()):
     """TAP for make check: every expected metric present on both sides, per benchmark."""
-    exp = expected(sizes, vcpus, cpus)
+    exp = expected(sizes, vcpus, cpus, guest_sizes)
     mode = 'vhe'
     print(f'1..{len(exp) + (runner_status is not None) + (report_dir is not None)}')
     failed = 0
@@ -454,6 +463,7 @@ def main(argv):
     ap.add_argument('--sizes', default='2M 8M')
     ap.add_argument('--vcpus', default='1 2 4')
     ap.add_argument('--cpus', type=int, default=4)
+    ap.add_argument('--guest-sizes', default='', help="real_vm's sizes, e.g. '64M'")
     ap.add_argument('--runner-status', type=int)
     ap.add_argument('--report-dir')
     args = ap.parse_args(argv[1:])
@@ -467,7 +477,7 @@ def main(argv):
         return 1
     if args.smoke_tap:
         return smoke_tap(summ, args.sizes.split(), args.vcpus.split(), args.cpus,
-                         args.runner_status, args.report_dir)
+                         args.runner_status, args.report_dir, args.guest_sizes.split())
     if not args.out_dir:
         ap.error('OUT_DIR is required')
     os.makedirs(args.out_dir, exist_ok=True)

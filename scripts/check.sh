@@ -109,7 +109,7 @@ guest_run() {
 	shift 2
 	echo "== guest selftests ($name host: $*)"
 	GUEST_LOG=$out/guest-$name.log TIMEOUT=$((${CHECK_TIMEOUT:-2400} * scale)) SMP=2 MEM=2G \
-		HUGEPAGES=64 KERNEL_ARGS="log_buf_len=8M $args" \
+		HUGEPAGES=${HUGEPAGES:-64} KERNEL_ARGS="log_buf_len=8M $args" \
 		guest "TIMEOUT_SCALE=$scale /selftests/run_tests.sh $* /selftests/kernel_log.list"
 	rc=$?
 	grep -E '^not ok [0-9]+ ' "$out/guest-$name.log"
@@ -126,21 +126,23 @@ guest_run nvhe kvm-arm.mode=nvhe /selftests/nptpool.list
 # exist on a nested-mode one.
 GIC=2 guest_run gicv2 "" /selftests/gicv2.list
 guest_run nested kvm-arm.mode=nested /selftests/nested.list
+# Real VMs: Debian's QEMU and a Linux guest (make vm), huge pages for a hugetlb-backed one.
+VM=1 HUGEPAGES=160 guest_run vm "" /selftests/vm.list
 
 # make bench cannot rot silently: one repetition at the tiniest sizes, on the machine
 # make bench boots (scripts/bench.sh says why), VHE only; passes when every benchmark
 # produced every metric on both sides and the report and plots come out.  No timing
 # is judged.
 echo "== bench smoke (VHE, 1 repetition)"
-GUEST_LOG=$out/bench-smoke.log TIMEOUT=$((600 * scale)) SMP=2 MEM=2G HUGEPAGES=8 \
+GUEST_LOG=$out/bench-smoke.log TIMEOUT=$((600 * scale)) SMP=2 MEM=2G HUGEPAGES=8 VM=1 \
 	QEMU_ACCEL=tcg,thread=single QEMU_CPU=max,pauth-impdef=on,lpa2=off \
-	guest "/selftests/run-bench.sh -M vhe -n 1 -b 1M -v '1 2' -c 1"
+	guest "/selftests/run-bench.sh -M vhe -n 1 -b 1M -v '1 2' -c 1 -G 16"
 rc=$?
 {
 	echo 'mode,side,rep,benchmark,config,metric,value,unit'
 	grep -h '^NPTBENCH,' "$out/bench-smoke.log" | cut -d, -f2-
 } >"$out/bench-smoke.csv"
-python3 "$top/scripts/bench_report.py" --smoke-tap --sizes 1M --vcpus '1 2' --cpus 2 \
+python3 "$top/scripts/bench_report.py" --smoke-tap --sizes 1M --vcpus '1 2' --cpus 2 --guest-sizes 16M \
 	--runner-status $rc --report-dir "$out/bench-smoke" "$out/bench-smoke.csv" >"$out/bench-smoke.tap"
 grep -E '^(not ok|# missing)' "$out/bench-smoke.tap"
 [ $rc -eq 0 ] || { grep -E '^NPTBENCH-ERROR|^run-bench:' "$out/bench-smoke.log"; echo "run-bench.sh exited $rc (log: $out/bench-smoke.log)"; }

@@ -97,6 +97,13 @@ class BenchReportTest(unittest.TestCase):
         self.assertIn('ok 5 bench/alloc_bench', text)
         self.assertIn('ok 6 bench/run-bench.sh', text)
 
+    def test_smoke_tap_expects_the_real_vm_only_with_guest_sizes(self):
+        self.assertNotIn('real_vm', bench_report.expected(['1M'], ['1'], 2))
+        configs, metrics = bench_report.expected(['1M'], ['1'], 2, ['32M'])['real_vm']
+        self.assertEqual(configs, ['thp_on-32M', 'thp_off-32M'])
+        self.assertEqual(metrics, ['boot_to_init', 'write_rate'])
+        self.assertIn('write_rate', bench_report.HIGHER_IS_BETTER)
+
     def test_summary_has_targets_and_the_pkvm_context_column(self):
         s = samples('vhe,stock,1,fault_latency,v1-2M,p99_ns,200,ns\n'
                     'vhe,nptpool,1,fault_latency,v1-2M,p99_ns,300,ns\n'

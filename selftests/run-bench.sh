@@ -21,12 +21,13 @@ usage() {
 usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [-M MODE] [-S]
                     [-k NPTPOOL_KO] [-t KVM_SELFTESTS_DIR] [-f NPTPOOL_SELFTESTS_DIR]
                     [-L 'LARGE_POOL_PARAMS'] [-H 'HUGETLB_POOL_PARAMS'] [-g GUEST_MODE_ID]
-                    [-c CYCLES] [-T SECONDS] [-o CSV]
+                    [-c CYCLES] [-G 'GUEST_SIZES'] [-T SECONDS] [-o CSV]
   -n  repetitions, each runs every configuration on both sides (default 5)
   -b  test memory sizes, all vCPUs together (default '2M 8M')
   -v  vCPU counts (default '1 2 4')
   -B  benchmarks (default: all of
-      'kvm_page_table_test demand_paging_test fault_latency vm_create alloc_bench')
+      'kvm_page_table_test demand_paging_test fault_latency vm_create alloc_bench',
+      and real_vm where the test host has one: a boot with VM=1, make vm)
   -M  host mode label for the CSV: vhe, nvhe, pkvm (default: from the kernel log)
   -S  stock only: never load nptpool (pKVM, where it cannot load)
   -k  nptpool.ko (default /nptpool.ko)
@@ -42,6 +43,7 @@ usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [
   -g  guest mode ID for the upstream tests (default 6: 40-bit IPA, 4K pages, the
       mode fault_latency_test uses)
   -c  VMs created and destroyed per vm_create run (default 5)
+  -G  real_vm: MiB the guest writes once, per run, THP on and off (default '128')
   -T  seconds before one run counts as hung (default 600)
   -o  also write the samples, with a header line, to this CSV file
 USAGE
@@ -51,7 +53,9 @@ REPS=5 SIZES='2M 8M' VCPUS='1 2 4' MODE='' STOCK_ONLY=0 OUT=''
 BENCHES='kvm_page_table_test demand_paging_test fault_latency vm_create alloc_bench'
 KO=/nptpool.ko KVMDIR=/selftests/kvm OURS=/selftests/nptpool
 LARGE='pud_pages=512 pmd_pages=16384' HUGE_POOL='pmd_pages=16384' GMODE=6 CYCLES=5 RUN_TIMEOUT=600
-while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:T:o: opt; do
+GUEST_SIZES=128 REAL_VM=/selftests/real_vm.sh THP=/sys/kernel/mm/transparent_hugepage/enabled
+[ -x $REAL_VM ] && [ -r /vm/Image ] && BENCHES="$BENCHES real_vm"
+while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:G:T:o: opt; do
 	case $opt in
 	n) REPS=$OPTARG ;;
 	b) SIZES=$OPTARG ;;
@@ -66,6 +70,7 @@ while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:T:o: opt; do
 	H) HUGE_POOL=$OPTARG ;;
 	g) GMODE=$OPTARG ;;
 	c) CYCLES=$OPTARG ;;
+	G) GUEST_SIZES=$OPTARG ;;
 	T) RUN_TIMEOUT=$OPTARG ;;
 	o) OUT=$OPTARG ;;
 	h) usage; exit 0 ;;
@@ -86,6 +91,8 @@ for b in $BENCHES; do
 	fault_latency) [ -x "$FLT" ] || die "no $FLT (-f)" ;;
 	vm_create) [ -x "$VMC" ] || die "no $VMC (-f)" ;;
 	alloc_bench) ;;
+	real_vm) [ -x $REAL_VM ] && [ -r /vm/Image ] && [ -w $THP ] ||
+		die "no real VM here ($REAL_VM, /vm, $THP): boot the test host with VM=1 (make vm)" ;;
 	*) die "unknown benchmark $b" ;;
 	esac
 done
@@ -172,6 +179,10 @@ P_KPT='/_MAPPINGS: total execution time:/ {
 P_DP='/Per-vcpu demand paging rate:/ { printf "per_vcpu_rate,%.1f,pages/s\n", $5 }
       /Overall demand paging rate:/ { printf "overall_rate,%.1f,pages/s\n", $5 }'
 P_FLT='/^bench: / && $2 != "faults" { printf "%s,%s,%s\n", $2, $3, $4 }'
+# real_vm.sh's console: the guest's uptime when its init starts, its first write's rate.
+P_GUEST='{ sub(/\r$/, "") }
+	/^nptvm-[0-9a-f]*: booted:/ { for (i = 1; i < NF; i++) if ($i == "up") printf "boot_to_init,%.0f,ms\n", $(i + 1) * 1000 }
+	/^mem round 1: wrote/ { r = $0; sub(/.*\(/, "", r); sub(/ MiB\/s\).*/, "", r); printf "write_rate,%s,MiB/s\n", r }'
 
 # --- one function per benchmark: SIDE then its configuration.
 b_kpt() {	# SIDE SRC VCPUS SIZE
@@ -193,6 +204,12 @@ b_fault() {	# SIDE VCPUS SIZE
 b_create() {	# SIDE POOL VCPUS SIZE
 	run "$1" vm_create "v$3-$4-$2_pool" "$P_FLT" \
 		"$VMC" -n "$CYCLES" -v "$3" -b "$(bytes "$4")"
+}
+
+b_guest() {	# SIDE THP(on|off) MIB: a real guest writes MIB MiB once
+	if [ "$2" = on ]; then echo always >$THP; else echo never >$THP; fi
+	run "$1" real_vm "thp_$2-${3}M" "$P_GUEST" \
+		$REAL_VM -m $(($3 + 192)) -T $((RUN_TIMEOUT - 10)) mem nptvm_mib="$3" nptvm_rounds=1
 }
 
 # alloc_bench: nptpool's debugfs times its bump allocator under the VM lock (nptpool
@@ -264,7 +281,7 @@ need_hugepages() {
 }
 
 one_rep() {
-	local b src v s pool
+	local b v s pool
 	pairno=0
 	for b in $BENCHES; do
 		case $b in
@@ -285,6 +302,11 @@ one_rep() {
 			done ;;
 		alloc_bench)
 			[ "$STOCK_ONLY" = 1 ] || { use_pool ''; b_alloc; } ;;
+		real_vm)
+			local thp_was t
+			thp_was=$(sed 's/.*\[\(.*\)\].*/\1/' $THP)
+			for t in on off; do for s in $GUEST_SIZES; do pair '' b_guest $t $s; done; done
+			echo "$thp_was" >$THP ;;
 		esac
 		say "repetition $rep: $b done at $(($(cut -d. -f1 /proc/uptime) - start)) s"
 	done

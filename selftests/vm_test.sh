@@ -1,0 +1,189 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Real VMs: Debian's QEMU (in the test host when it boots with VM=1, make vm) runs a Linux
+# guest (qemu-config/guest.config, qemu-config/guest-init) under KVM, the way users run
+# theirs.  Each mode asserts what the guest reports on its console, how QEMU exits, and
+# what nptpool shows for the VM while it runs; run_tests.sh adds the leak check.
+#
+# usage: vm_test.sh MODE [-s VCPUS] [-m GUEST_MIB] [-w MIB] [-r ROUNDS] [-b BOOTS]
+#   boot      boot to init and power off
+#   mem       the guest writes MIB MiB, checks and frees them, ROUNDS times, with the test
+#             host's THP off (4 KiB stage-2 mappings: one pmd-region table per 2 MiB
+#             written) and then on (2 MiB blocks: far fewer tables)
+#   hugetlb   mem, with the guest's memory on hugetlbfs (HUGEPAGES= in the boot)
+#   reboot    the guest reboots until it has booted BOOTS times, in one QEMU process
+#   disk      MIB MiB through virtio-blk to a disk image and back, checksummed in the
+#             guest and, after QEMU exits, in the test host
+#   oversize  THP off, a pool of 16 pmd-region tables, a guest writing more than they
+#             map: the VM is halted and QEMU fails, the host lives; then the same guest
+#             on stock KVM (nptpool unloaded) runs through
+. /selftests/test_host_lib.sh
+
+usage() {
+	sed -n '8,19s/^# \{0,1\}//p' "$0" >&2
+	exit 2
+}
+[ $# -ge 1 ] || usage
+mode=$1
+shift
+smp=1 mem=256 mib=64 rounds=2 boots=3
+while getopts s:m:w:r:b: opt; do
+	case $opt in
+	s) smp=$OPTARG ;;
+	m) mem=$OPTARG ;;
+	w) mib=$OPTARG ;;
+	r) rounds=$OPTARG ;;
+	b) boots=$OPTARG ;;
+	*) usage ;;
+	esac
+done
+case $mode in boot | mem | hugetlb | reboot | disk | oversize) ;; *) usage ;; esac
+
+QEMU=/usr/bin/qemu-system-aarch64
+D=/sys/kernel/debug/nptpool
+THP=/sys/kernel/mm/transparent_hugepage/enabled
+if [ ! -x $QEMU ] || [ ! -r /vm/Image ]; then
+	echo "1..0 # SKIP no real VM in this test host (boot it with VM=1: make vm)"
+	exit 4
+fi
+work=/tmp/vm_test.$$
+mkdir -p $work
+trap 'rm -rf $work' EXIT
+
+# The span one last-level table maps: 2 MiB with 4 KiB pages.
+span_kib=$((NPTPOOL_PAGE_KIB * 1024 / 8 * NPTPOOL_PAGE_KIB))
+
+# run_vm NAME TIMEOUT_S RUN [nptvm_*=...] [-- QEMU_ARGS...]: one real VM (real_vm.sh);
+# its output in $work/NAME.out, QEMU's stderr in $work/NAME.err, real_vm.sh's status in
+# $vm_rc, QEMU's in $qemu_rc, the most pmd-region pages its pool used (sampled twice a
+# second) in $vm_pmd_used.
+run_vm() {
+	local name=$1 tmo=$2 pid='' t=0 regions used
+	shift 2
+	rm -f "$work/$name.pid"
+	/selftests/real_vm.sh -s "$smp" -m "$mem" -p "$work/$name.pid" -T "$tmo" "$@" \
+		>"$work/$name.out" 2>"$work/$name.err" &
+	vm_pmd_used=0
+	# QEMU's VM fd, and so its pool, lives as long as the process: sample until it exits.
+	while kill -0 $! 2>/dev/null; do
+		[ -n "$pid" ] || pid=$(cat "$work/$name.pid" 2>/dev/null)
+		for regions in "$D"/vm-"${pid:-none}"-*/regions; do
+			[ -r "$regions" ] || continue
+			cat "$regions" >"$work/$name.regions" 2>/dev/null
+			used=$(sed -n 's/^pmd .* used=\([0-9]*\)$/\1/p' "$work/$name.regions")
+			[ "${used:-0}" -gt "$vm_pmd_used" ] && vm_pmd_used=$used
+		done
+		sleep 0.5
+		t=$((t + 1))
+	done
+	wait $!
+	vm_rc=$?
+	qemu_rc=$(sed -n 's/^real_vm: QEMU exited \([0-9]*\)$/\1/p' "$work/$name.out")
+	vm_nonce=$(sed -n 's/^nptvm-\([0-9a-f]*\): booted.*/\1/p' "$work/$name.out" | head -n 1)
+	echo "# $name: real_vm.sh exited $vm_rc after about $((t / 2)) s; its output:"
+	sed 's/^/#   /' "$work/$name.out" | tail -n 30
+	[ -s "$work/$name.err" ] && { echo "# $name: QEMU's stderr ($(wc -l <"$work/$name.err") lines), first lines:"; head -n 5 "$work/$name.err" | sed 's/^/#   /'; }
+	[ -s "$work/$name.regions" ] && { echo "# $name: its pool, last sample:"; sed 's/^/#   /' "$work/$name.regions"; }
+	return 0
+}
+
+# guest_said NAME TEXT: the guest printed "nptvm-NONCE: TEXT..." on its console.
+guest_said() { grep -q "^nptvm-$vm_nonce: $2" "$work/$1.out"; }
+
+# ok_run NAME WHAT: QEMU exited 0 after the guest's workload reported status 0.
+ok_run() {
+	[ "$vm_rc" -eq 0 ] && [ "$qemu_rc" = 0 ] && guest_said "$1" "status 0"
+	result $? "$2: the guest's workload passed and QEMU exited 0 (real_vm.sh $vm_rc, QEMU ${qemu_rc:-none})"
+}
+
+with_thp() {
+	[ -w $THP ] || return 1
+	old_thp=$(sed 's/.*\[\(.*\)\].*/\1/' $THP)
+	echo "$1" >$THP
+}
+
+case $mode in
+boot)
+	run_vm boot 120 boot
+	ok_run boot "$smp vCPU(s), boot to init and power off"
+	guest_said boot "booted: $smp cpus"
+	result $? "the guest sees $smp CPU(s)"
+	;;
+mem | hugetlb)
+	backend=
+	if [ $mode = hugetlb ]; then
+		free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
+		hp_kib=$(awk '/^Hugepagesize:/ { print $2 }' /proc/meminfo)
+		if [ $((free * hp_kib / 1024)) -lt "$mem" ]; then
+			echo "1..0 # SKIP $mem MiB of guest memory needs more free huge pages than $free of $hp_kib kB"
+			exit 4
+		fi
+		backend="-object memory-backend-file,id=ram,size=${mem}M,mem-path=/dev/hugepages,share=off,prealloc=on -machine memory-backend=ram"
+	fi
+	need=$((mib * 1024 / span_kib))
+	with_thp never || { echo "1..0 # SKIP no THP control at $THP"; exit 4; }
+	# shellcheck disable=SC2086 # backend is a list of QEMU arguments
+	run_vm small 300 mem nptvm_mib="$mib" nptvm_rounds="$rounds" -- $backend
+	what="THP off"
+	[ $mode = hugetlb ] && what=hugetlb-backed
+	ok_run small "$what: $mib MiB written, checked and freed $rounds times"
+	pmd_small=$vm_pmd_used
+	if [ $mode = hugetlb ]; then
+		# hugetlbfs pages are mapped as blocks whatever THP says.
+		[ "$pmd_small" -lt "$need" ]
+		result $? "hugetlb-backed: $pmd_small pmd-region tables, fewer than the $need of 4 KiB mappings"
+	else
+		[ "$pmd_small" -ge "$need" ]
+		result $? "THP off: the pool's pmd region served $pmd_small tables, at least one per $((span_kib / 1024)) MiB written ($need)"
+		echo always >$THP
+		run_vm huge 300 mem nptvm_mib="$mib" nptvm_rounds="$rounds"
+		ok_run huge "THP on: $mib MiB written, checked and freed $rounds times"
+		[ "$vm_pmd_used" -lt $((need / 2)) ]
+		result $? "THP on: 2 MiB blocks, $vm_pmd_used pmd-region tables (fewer than half of $need)"
+	fi
+	echo "$old_thp" >$THP
+	;;
+reboot)
+	dd if=/dev/zero of=$work/disk.img bs=1M count=1 2>/dev/null
+	run_vm reboot 300 reboot nptvm_boots="$boots" -- \
+		-drive if=none,id=d0,file=$work/disk.img,format=raw -device virtio-blk-pci,drive=d0
+	ok_run reboot "$boots boots in one QEMU process"
+	booted=$(grep -c "^nptvm-$vm_nonce: booted" $work/reboot.out)
+	[ "$booted" -eq "$boots" ]
+	result $? "the guest booted $booted times (want $boots)"
+	;;
+disk)
+	dd if=/dev/zero of=$work/disk.img bs=1M count="$mib" 2>/dev/null
+	run_vm disk 300 disk nptvm_mib="$mib" nptvm_seed=7 -- \
+		-drive if=none,id=d0,file=$work/disk.img,format=raw,cache=none -device virtio-blk-pci,drive=d0
+	ok_run disk "$mib MiB written through virtio-blk and read back"
+	want=$(/selftests/nptpool/guest_workload pattern "$mib" 7 | sha256sum | cut -d' ' -f1)
+	img=$(sha256sum <$work/disk.img | cut -d' ' -f1)
+	guest_said disk "disk read $want" && [ "$img" = "$want" ]
+	result $? "the image holds what the guest wrote, and the guest read it back (sha256 $img)"
+	;;
+oversize)
+	require_nptpool
+	with_thp never || { echo "1..0 # SKIP no THP control at $THP"; exit 4; }
+	reload pmd_pages=16 || { result 1 "insmod nptpool.ko pmd_pages=16"; finish; }
+	mib=$((16 * span_kib / 1024 * 2))
+	kmsg_mark
+	run_vm over 300 mem nptvm_mib="$mib" nptvm_rounds=1
+	[ "${qemu_rc:-0}" -ne 0 ] && ! guest_said over "status 0"
+	result $? "a guest writing $mib MiB over 16 pmd-region tables does not run through (QEMU exit ${qemu_rc:-none})"
+	kmsg_since | grep -q "vm-[0-9]*-[0-9]*: pmd region exhausted (16 pages of $NPTPOOL_PAGE_KIB KiB), VM halted"
+	result $? "the kernel log names the VM and the exhausted region"
+	grep -q 'kvm run failed Cannot allocate memory' $work/over.err
+	result $? "QEMU reports that KVM_RUN failed with ENOMEM"
+	echo "# QEMU printed $(grep -c 'Failed to get registers' $work/over.err) lines of 'Failed to get registers' (the VM is dead: EIO)"
+	vms_gone
+	result $? "the halted VM's pool goes back when QEMU is gone"
+	rmmod nptpool
+	run_vm stock 300 mem nptvm_mib="$mib" nptvm_rounds=1
+	ok_run stock "stock KVM (nptpool unloaded): the same guest runs through"
+	reload
+	result $? "nptpool reloads with its defaults"
+	echo "$old_thp" >$THP
+	;;
+esac
+finish
