@@ -9,7 +9,9 @@
 # QEMU is never built here.  Its packages come through a private apt state and are cached
 # with the closure in NPTPOOL_CACHE, keyed by version, as the kernel is.
 set -euo pipefail
-shopt -s nullglob
+# The cache builders run in $(...): without this, a failed step there would not stop them
+# and a broken closure would be marked ready.
+shopt -s nullglob inherit_errexit
 
 [ $# -eq 2 ] || { echo "usage: $0 KERNEL_BUILD_DIR BUILD_DIR   (after make initramfs)" >&2; exit 2; }
 kdir=$1 b=$2
@@ -22,6 +24,8 @@ cache=${NPTPOOL_CACHE:-$HOME/.cache/nptpool}
 # carries it, the newest bookworm-backports one is used and the fallback is logged.
 QEMU_PKG=qemu-system-arm
 QEMU_PIN=1:10.0.2+ds-2+deb13u1~bpo12+1
+# Bumped when what the cached closure holds changes, so old caches are not reused.
+LAYOUT=2
 
 log() { echo "vm: $*" >&2; }
 die() { echo "vm: error: $*" >&2; exit 1; }
@@ -38,7 +42,7 @@ vmm_closure() {
 	local ver dir n p c f
 	local -a queue
 	local -A seen
-	dir=$cache/vmm-arm64-${QEMU_PIN//[:~+]/_}
+	dir=$cache/vmm-arm64-$LAYOUT-${QEMU_PIN//[:~+]/_}
 	[ -e "$dir/.nptpool-ready" ] && { echo "$dir"; return; }
 	private_apt "$cache/apt-arm64-bpo" arm64 bookworm bookworm-backports
 	if apt-cache "${APT_OPTS[@]}" show "$QEMU_PKG=$QEMU_PIN" >/dev/null 2>&1; then
@@ -49,7 +53,7 @@ vmm_closure() {
 		[ -n "$ver" ] || die "no $QEMU_PKG in bookworm-backports"
 		log "pinned $QEMU_PIN is gone from the archive, falling back to $ver"
 	fi
-	dir=$cache/vmm-arm64-${ver//[:~+]/_}
+	dir=$cache/vmm-arm64-$LAYOUT-${ver//[:~+]/_}
 	if [ ! -e "$dir/.nptpool-ready" ]; then
 		log "fetching Debian's arm64 $QEMU_PKG $ver and its dependencies"
 		rm -rf "$dir" "$dir.tmp" && mkdir -p "$dir.tmp/debs" "$dir.tmp/root"
@@ -79,6 +83,13 @@ vmm_closure() {
 			done
 		done
 		cp -L "$dir.tmp/root/lib/ld-linux-aarch64.so.1" "$dir/lib/"
+		# glibc dlopens libgcc_s for thread cancellation and unwinding: NEEDED by nothing.
+		for c in "$dir.tmp"/root/{usr/,}lib/aarch64-linux-gnu/libgcc_s.so.1; do
+			[ -e "$c" ] && cp -L "$c" "$dir/lib/"
+		done
+		[ -x "$dir/bin/qemu-system-aarch64" ] && [ -e "$dir/lib/ld-linux-aarch64.so.1" ] &&
+			[ -e "$dir/lib/libc.so.6" ] && [ -e "$dir/lib/libgcc_s.so.1" ] ||
+			die "the closure in $dir is incomplete"
 		echo "$ver" >"$dir/version"
 		rm -rf "$dir.tmp"
 		touch "$dir/.nptpool-ready"

@@ -62,10 +62,13 @@ set -- -M virt,gic-version=host -accel kvm -cpu host -smp "$smp" -m "${mem}M" \
 	-chardev "stdio,id=con,signal=off,logfile=$console" -serial chardev:con \
 	${pidfile:+-pidfile "$pidfile"} -kernel /vm/Image -initrd /vm/guest.cpio "$@"
 echo "\$ qemu-system-aarch64 $* -append '$append'"
+t0=$(cut -d. -f1 /proc/uptime)
 timeout -s KILL "$tmo" $QEMU "$@" -append "$append" </dev/null
 rc=$?
+took=$(($(cut -d. -f1 /proc/uptime) - t0))
 echo "real_vm: QEMU exited $rc"
-[ $rc -eq 137 ] && exit 124
+# SIGKILL at the timeout, not from someone else (the OOM killer).
+[ $rc -eq 137 ] && [ $took -ge "$tmo" ] && { echo "real_vm: QEMU killed after ${tmo}s"; exit 124; }
 status=$(sed -n "s/^nptvm-$nonce: status \([0-9]*\).*/\1/p" "$console" | tail -n 1)
 [ $rc -eq 0 ] && [ -n "$status" ] || exit 125
 exit "$status"

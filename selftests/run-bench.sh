@@ -70,7 +70,8 @@ while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:G:T:o: opt; do
 	H) HUGE_POOL=$OPTARG ;;
 	g) GMODE=$OPTARG ;;
 	c) CYCLES=$OPTARG ;;
-	G) GUEST_SIZES=$OPTARG ;;
+	G) GUEST_SIZES=$OPTARG
+	   case $GUEST_SIZES in '' | *[!0-9\ ]*) usage >&2; exit 2 ;; esac ;;
 	T) RUN_TIMEOUT=$OPTARG ;;
 	o) OUT=$OPTARG ;;
 	h) usage; exit 0 ;;
@@ -109,7 +110,10 @@ if [ -z "$MODE" ]; then
 fi
 
 tmp=$(mktemp -d /tmp/run-bench.XXXXXX) || die "mktemp"
-trap 'rm -rf "$tmp"' EXIT
+# real_vm switches THP: put it back however the run ends.
+thp_was=
+[ -r $THP ] && thp_was=$(sed 's/.*\[\(.*\)\].*/\1/' $THP)
+trap 'rm -rf "$tmp"; [ -z "$thp_was" ] || echo "$thp_was" >$THP' EXIT
 [ -z "$OUT" ] || echo 'mode,side,rep,benchmark,config,metric,value,unit' >"$OUT" ||
 	die "cannot write $OUT"
 
@@ -180,9 +184,11 @@ P_DP='/Per-vcpu demand paging rate:/ { printf "per_vcpu_rate,%.1f,pages/s\n", $5
       /Overall demand paging rate:/ { printf "overall_rate,%.1f,pages/s\n", $5 }'
 P_FLT='/^bench: / && $2 != "faults" { printf "%s,%s,%s\n", $2, $3, $4 }'
 # real_vm.sh's console: the guest's uptime when its init starts, its first write's rate.
+# A value that is not a plain number (a kernel message in the middle of the line) is left
+# out, and the report then counts that metric as missing.
 P_GUEST='{ sub(/\r$/, "") }
-	/^nptvm-[0-9a-f]*: booted:/ { for (i = 1; i < NF; i++) if ($i == "up") printf "boot_to_init,%.0f,ms\n", $(i + 1) * 1000 }
-	/^mem round 1: wrote/ { r = $0; sub(/.*\(/, "", r); sub(/ MiB\/s\).*/, "", r); printf "write_rate,%s,MiB/s\n", r }'
+	/^nptvm-[0-9a-f]*: booted:/ { for (i = 1; i < NF; i++) if ($i == "up" && $(i + 1) ~ /^[0-9]+\.[0-9]+$/) printf "boot_to_init,%.0f,ms\n", $(i + 1) * 1000 }
+	/^mem round 1: wrote/ { r = $0; sub(/.*\(/, "", r); sub(/ MiB\/s\).*/, "", r); if (r ~ /^[0-9]+\.[0-9]+$/) printf "write_rate,%s,MiB/s\n", r }'
 
 # --- one function per benchmark: SIDE then its configuration.
 b_kpt() {	# SIDE SRC VCPUS SIZE
@@ -303,8 +309,7 @@ one_rep() {
 		alloc_bench)
 			[ "$STOCK_ONLY" = 1 ] || { use_pool ''; b_alloc; } ;;
 		real_vm)
-			local thp_was t
-			thp_was=$(sed 's/.*\[\(.*\)\].*/\1/' $THP)
+			local t
 			for t in on off; do for s in $GUEST_SIZES; do pair '' b_guest $t $s; done; done
 			echo "$thp_was" >$THP ;;
 		esac

@@ -4,10 +4,10 @@
 # guest's console and, marked [pool], its VM's stage-2 table pool as nptpool shows it
 # while the guest runs; nptpool's counters after QEMU exits.
 #
-# usage: run-vm-demo.sh [GUEST_MIB [WRITE_MIB]]   (default 256 128)
+# usage: run-vm-demo.sh [GUEST_MIB [WRITE_MIB]]   (default 256 64)
 . /selftests/test_host_lib.sh
 case ${1:-} in -h | --help) sed -n '7s/^# //p' "$0"; exit 0 ;; esac
-mem=${1:-256} mib=${2:-128}
+mem=${1:-256} mib=${2:-64}
 D=/sys/kernel/debug/nptpool
 THP=/sys/kernel/mm/transparent_hugepage/enabled
 meminfo() { grep SecPageTables /proc/meminfo | tr -s ' '; }
@@ -21,6 +21,8 @@ dmesg | grep -E 'nptpool: loaded' | tail -n 1 | sed 's/^\[[ 0-9.]*\] //'
 echo "before: $(counters), $(meminfo)"
 # 4 KiB stage-2 mappings, so the guest's writes show in the pool: with THP, QEMU's memory
 # is mapped with 2 MiB blocks and the pmd region is barely used.
+old_thp=$(sed 's/.*\[\(.*\)\].*/\1/' $THP)
+trap 'echo "$old_thp" >$THP' EXIT
 echo never >$THP
 echo "THP off: $(cat $THP)"
 

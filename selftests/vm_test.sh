@@ -48,70 +48,102 @@ if [ ! -x $QEMU ] || [ ! -r /vm/Image ]; then
 fi
 work=/tmp/vm_test.$$
 mkdir -p $work
-trap 'rm -rf $work' EXIT
+old_thp=
+unloaded=0
+# Whatever way this ends (a failed step, the runner's timeout signal): THP as it was, and
+# nptpool back if a stock run had unloaded it.
+cleanup() {
+	[ -n "$old_thp" ] && echo "$old_thp" >$THP
+	[ $unloaded = 1 ] && [ ! -d /sys/module/nptpool ] && reload
+	rm -rf $work
+}
+trap cleanup EXIT
+trap 'exit 1' TERM INT
 
 # The span one last-level table maps: 2 MiB with 4 KiB pages.
 span_kib=$((NPTPOOL_PAGE_KIB * 1024 / 8 * NPTPOOL_PAGE_KIB))
 
-# run_vm NAME TIMEOUT_S RUN [nptvm_*=...] [-- QEMU_ARGS...]: one real VM (real_vm.sh);
-# its output in $work/NAME.out, QEMU's stderr in $work/NAME.err, real_vm.sh's status in
-# $vm_rc, QEMU's in $qemu_rc, the most pmd-region pages its pool used (sampled twice a
-# second) in $vm_pmd_used.
+# run_vm NAME TIMEOUT_S RUN [nptvm_*=...] [-- QEMU_ARGS...]: one real VM (real_vm.sh),
+# killed after TIMEOUT_S; its output in $work/NAME.out, QEMU's stderr in $work/NAME.err,
+# real_vm.sh's status in $vm_rc, QEMU's in $qemu_rc, the nonce it gave the guest in
+# $vm_nonce; its pool's regions sampled twice a second: how many samples in $vm_samples,
+# the most pmd-region pages used in $vm_pmd_used.  With stop_on_kvm_error=1, QEMU is
+# stopped (SIGTERM) 2 s after it reports that KVM_RUN failed: a VMM that pauses the dead
+# VM instead of exiting would otherwise run until the timeout ($vm_stopped is then 1).
 run_vm() {
-	local name=$1 tmo=$2 pid='' t=0 regions used
+	local name=$1 tmo=$2 pid='' t=0 regions used err_t=-1
 	shift 2
-	rm -f "$work/$name.pid"
+	rm -f "$work/$name.pid" "$work/$name.regions"
 	/selftests/real_vm.sh -s "$smp" -m "$mem" -p "$work/$name.pid" -T "$tmo" "$@" \
 		>"$work/$name.out" 2>"$work/$name.err" &
-	vm_pmd_used=0
+	vm_pmd_used=0 vm_samples=0 vm_stopped=0
 	# QEMU's VM fd, and so its pool, lives as long as the process: sample until it exits.
 	while kill -0 $! 2>/dev/null; do
 		[ -n "$pid" ] || pid=$(cat "$work/$name.pid" 2>/dev/null)
 		for regions in "$D"/vm-"${pid:-none}"-*/regions; do
-			[ -r "$regions" ] || continue
-			cat "$regions" >"$work/$name.regions" 2>/dev/null
+			[ -r "$regions" ] && cat "$regions" >"$work/$name.regions.now" 2>/dev/null || continue
+			grep -q '^pgd .* used=[1-9]' "$work/$name.regions.now" || continue
+			mv "$work/$name.regions.now" "$work/$name.regions"
+			vm_samples=$((vm_samples + 1))
 			used=$(sed -n 's/^pmd .* used=\([0-9]*\)$/\1/p' "$work/$name.regions")
 			[ "${used:-0}" -gt "$vm_pmd_used" ] && vm_pmd_used=$used
 		done
+		if [ "${stop_on_kvm_error:-0}" = 1 ] && [ -n "$pid" ]; then
+			[ $err_t -lt 0 ] && grep -q 'kvm run failed' "$work/$name.err" && err_t=$t
+			if [ $err_t -ge 0 ] && [ $t -ge $((err_t + 4)) ] && [ $vm_stopped = 0 ]; then
+				kill -TERM "$pid" 2>/dev/null && vm_stopped=1
+			fi
+		fi
 		sleep 0.5
 		t=$((t + 1))
 	done
 	wait $!
 	vm_rc=$?
 	qemu_rc=$(sed -n 's/^real_vm: QEMU exited \([0-9]*\)$/\1/p' "$work/$name.out")
-	vm_nonce=$(sed -n 's/^nptvm-\([0-9a-f]*\): booted.*/\1/p' "$work/$name.out" | head -n 1)
+	vm_nonce=$(sed -n "s/^\\\$ qemu-system-aarch64 .*nptvm_nonce=\([0-9a-f]*\) .*/\1/p" "$work/$name.out")
 	echo "# $name: real_vm.sh exited $vm_rc after about $((t / 2)) s; its output:"
 	sed 's/^/#   /' "$work/$name.out" | tail -n 30
 	[ -s "$work/$name.err" ] && { echo "# $name: QEMU's stderr ($(wc -l <"$work/$name.err") lines), first lines:"; head -n 5 "$work/$name.err" | sed 's/^/#   /'; }
-	[ -s "$work/$name.regions" ] && { echo "# $name: its pool, last sample:"; sed 's/^/#   /' "$work/$name.regions"; }
+	[ -s "$work/$name.regions" ] && { echo "# $name: its pool, last of $vm_samples samples:"; sed 's/^/#   /' "$work/$name.regions"; }
 	return 0
 }
 
 # guest_said NAME TEXT: the guest printed "nptvm-NONCE: TEXT..." on its console.
-guest_said() { grep -q "^nptvm-$vm_nonce: $2" "$work/$1.out"; }
+guest_said() { [ -n "$vm_nonce" ] && grep -q "^nptvm-$vm_nonce: $2" "$work/$1.out"; }
 
 # ok_run NAME WHAT: QEMU exited 0 after the guest's workload reported status 0.
 ok_run() {
-	[ "$vm_rc" -eq 0 ] && [ "$qemu_rc" = 0 ] && guest_said "$1" "status 0"
+	[ "$vm_rc" -eq 0 ] && [ "$qemu_rc" = 0 ] && guest_said "$1" "status 0" &&
+		! grep -q 'Kernel panic' "$work/$1.out"
 	result $? "$2: the guest's workload passed and QEMU exited 0 (real_vm.sh $vm_rc, QEMU ${qemu_rc:-none})"
+}
+
+# sampled WHAT: nptpool showed the VM's pool while it ran (the figures below mean something).
+sampled() {
+	[ -n "$(ls -d /sys/module/nptpool 2>/dev/null)" ] || return 0
+	[ "$vm_samples" -gt 0 ]
+	result $? "$1: nptpool's debugfs showed the VM's pool while it ran ($vm_samples samples)"
 }
 
 with_thp() {
 	[ -w $THP ] || return 1
-	old_thp=$(sed 's/.*\[\(.*\)\].*/\1/' $THP)
+	[ -n "$old_thp" ] || old_thp=$(sed 's/.*\[\(.*\)\].*/\1/' $THP)
 	echo "$1" >$THP
 }
 
+# Each QEMU run is bounded well inside vm.list's timeout for the line, so that a hang is
+# reported with the console, and the cleanup still runs.
 case $mode in
 boot)
 	run_vm boot 120 boot
 	ok_run boot "$smp vCPU(s), boot to init and power off"
 	guest_said boot "booted: $smp cpus"
 	result $? "the guest sees $smp CPU(s)"
+	sampled boot
 	;;
 mem | hugetlb)
 	backend=
-	if [ $mode = hugetlb ]; then
+	if [ "$mode" = hugetlb ]; then
 		free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
 		hp_kib=$(awk '/^Hugepagesize:/ { print $2 }' /proc/meminfo)
 		if [ $((free * hp_kib / 1024)) -lt "$mem" ]; then
@@ -123,67 +155,78 @@ mem | hugetlb)
 	need=$((mib * 1024 / span_kib))
 	with_thp never || { echo "1..0 # SKIP no THP control at $THP"; exit 4; }
 	# shellcheck disable=SC2086 # backend is a list of QEMU arguments
-	run_vm small 300 mem nptvm_mib="$mib" nptvm_rounds="$rounds" -- $backend
+	run_vm small 240 mem nptvm_mib="$mib" nptvm_rounds="$rounds" -- $backend
 	what="THP off"
-	[ $mode = hugetlb ] && what=hugetlb-backed
+	[ "$mode" = hugetlb ] && what=hugetlb-backed
 	ok_run small "$what: $mib MiB written, checked and freed $rounds times"
+	sampled "$what"
 	pmd_small=$vm_pmd_used
-	if [ $mode = hugetlb ]; then
+	if [ "$mode" = hugetlb ]; then
 		# hugetlbfs pages are mapped as blocks whatever THP says.
 		[ "$pmd_small" -lt "$need" ]
 		result $? "hugetlb-backed: $pmd_small pmd-region tables, fewer than the $need of 4 KiB mappings"
 	else
 		[ "$pmd_small" -ge "$need" ]
 		result $? "THP off: the pool's pmd region served $pmd_small tables, at least one per $((span_kib / 1024)) MiB written ($need)"
-		echo always >$THP
-		run_vm huge 300 mem nptvm_mib="$mib" nptvm_rounds="$rounds"
+		with_thp always
+		run_vm huge 240 mem nptvm_mib="$mib" nptvm_rounds="$rounds"
 		ok_run huge "THP on: $mib MiB written, checked and freed $rounds times"
+		sampled "THP on"
 		[ "$vm_pmd_used" -lt $((need / 2)) ]
 		result $? "THP on: 2 MiB blocks, $vm_pmd_used pmd-region tables (fewer than half of $need)"
 	fi
-	echo "$old_thp" >$THP
 	;;
 reboot)
 	dd if=/dev/zero of=$work/disk.img bs=1M count=1 2>/dev/null
-	run_vm reboot 300 reboot nptvm_boots="$boots" -- \
+	run_vm reboot 240 reboot nptvm_boots="$boots" -- \
 		-drive if=none,id=d0,file=$work/disk.img,format=raw -device virtio-blk-pci,drive=d0
 	ok_run reboot "$boots boots in one QEMU process"
 	booted=$(grep -c "^nptvm-$vm_nonce: booted" $work/reboot.out)
-	[ "$booted" -eq "$boots" ]
-	result $? "the guest booted $booted times (want $boots)"
+	[ "$booted" -eq "$boots" ] && guest_said reboot "boot $boots of $boots"
+	result $? "the guest booted $booted times, counting them on its disk (want $boots)"
+	sampled reboot
 	;;
 disk)
 	dd if=/dev/zero of=$work/disk.img bs=1M count="$mib" 2>/dev/null
-	run_vm disk 300 disk nptvm_mib="$mib" nptvm_seed=7 -- \
+	run_vm disk 240 disk nptvm_mib="$mib" nptvm_seed=7 -- \
 		-drive if=none,id=d0,file=$work/disk.img,format=raw,cache=none -device virtio-blk-pci,drive=d0
 	ok_run disk "$mib MiB written through virtio-blk and read back"
 	want=$(/selftests/nptpool/guest_workload pattern "$mib" 7 | sha256sum | cut -d' ' -f1)
 	img=$(sha256sum <$work/disk.img | cut -d' ' -f1)
 	guest_said disk "disk read $want" && [ "$img" = "$want" ]
 	result $? "the image holds what the guest wrote, and the guest read it back (sha256 $img)"
+	sampled disk
 	;;
 oversize)
 	require_nptpool
+	if [ "$NPTPOOL_PAGE_KIB" != 4 ]; then
+		echo "1..0 # SKIP sized for 4 KiB pages (a pmd-region table maps $((span_kib / 1024)) MiB here)"
+		exit 4
+	fi
 	with_thp never || { echo "1..0 # SKIP no THP control at $THP"; exit 4; }
 	reload pmd_pages=16 || { result 1 "insmod nptpool.ko pmd_pages=16"; finish; }
 	mib=$((16 * span_kib / 1024 * 2))
 	kmsg_mark
-	run_vm over 300 mem nptvm_mib="$mib" nptvm_rounds=1
-	[ "${qemu_rc:-0}" -ne 0 ] && ! guest_said over "status 0"
-	result $? "a guest writing $mib MiB over 16 pmd-region tables does not run through (QEMU exit ${qemu_rc:-none})"
-	kmsg_since | grep -q "vm-[0-9]*-[0-9]*: pmd region exhausted (16 pages of $NPTPOOL_PAGE_KIB KiB), VM halted"
-	result $? "the kernel log names the VM and the exhausted region"
+	stop_on_kvm_error=1
+	run_vm over 200 mem nptvm_mib="$mib" nptvm_rounds=1
+	stop_on_kvm_error=0
+	pid=$(cat $work/over.pid 2>/dev/null)
+	[ "$vm_rc" -ne 124 ] && [ "${qemu_rc:-0}" -ne 0 ] && ! guest_said over "status 0"
+	result $? "a guest writing $mib MiB over 16 pmd-region tables stops, well before the timeout (QEMU exit ${qemu_rc:-none}$([ $vm_stopped = 1 ] && echo '; the test sent it SIGTERM 2 s after its error'))"
+	kmsg_since | grep -q "vm-${pid:-none}-[0-9]*: pmd region exhausted (16 pages of $NPTPOOL_PAGE_KIB KiB), VM halted"
+	result $? "the kernel log names the VM (vm-${pid:-none}-N) and the exhausted region"
 	grep -q 'kvm run failed Cannot allocate memory' $work/over.err
 	result $? "QEMU reports that KVM_RUN failed with ENOMEM"
 	echo "# QEMU printed $(grep -c 'Failed to get registers' $work/over.err) lines of 'Failed to get registers' (the VM is dead: EIO)"
 	vms_gone
 	result $? "the halted VM's pool goes back when QEMU is gone"
+	unloaded=1
 	rmmod nptpool
-	run_vm stock 300 mem nptvm_mib="$mib" nptvm_rounds=1
+	run_vm stock 200 mem nptvm_mib="$mib" nptvm_rounds=1
 	ok_run stock "stock KVM (nptpool unloaded): the same guest runs through"
 	reload
 	result $? "nptpool reloads with its defaults"
-	echo "$old_thp" >$THP
+	unloaded=0
 	;;
 esac
 finish
