@@ -405,6 +405,11 @@ def run_gnuplot(out_dir, pd):
     made = []
     for script, png in (('bench_cdf.gp', 'latency_cdf.png'), ('bench_ratios.gp', 'ratios.png')):
         out = os.path.join(out_dir, png)
+        # A run without fault_latency (run-bench.sh -B) has no latencies to plot.
+        if png == 'latency_cdf.png' and os.path.getsize(os.path.join(pd, 'cdf.dat')) == 0:
+            print('bench_report: no fault_latency samples, latency_cdf.png not drawn',
+                  file=sys.stderr)
+            continue
         r = subprocess.run([gp, '-e', f'datadir="{pd}"; outfile="{out}"',
                             os.path.join(here, script)], check=False)
         if r.returncode:

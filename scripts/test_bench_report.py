@@ -3,10 +3,11 @@
 """Host tests of bench_report: a wrong ratio or a lost sample would misreport make bench."""
 import io
 import os
+import shutil
 import sys
 import tempfile
 import unittest
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_report  # noqa: E402
@@ -96,6 +97,14 @@ class BenchReportTest(unittest.TestCase):
         self.assertIn('# missing: nptpool v1-1M-default_pool vm_create_us', text)
         self.assertIn('ok 5 bench/alloc_bench', text)
         self.assertIn('ok 6 bench/run-bench.sh', text)
+
+    @unittest.skipUnless(shutil.which('gnuplot'), 'no gnuplot')
+    def test_plots_without_fault_latency_draw_the_ratios_only(self):
+        s = samples('vhe,stock,1,real_vm,thp_on-16M,write_rate,200,MiB/s\n'
+                    'vhe,nptpool,1,real_vm,thp_on-16M,write_rate,220,MiB/s\n')
+        with tempfile.TemporaryDirectory() as d, redirect_stderr(io.StringIO()):
+            made = bench_report.run_gnuplot(d, bench_report.write_plot_data(s, d))
+        self.assertEqual([os.path.basename(m) for m in made], ['ratios.png'])
 
     def test_smoke_tap_expects_the_real_vm_only_with_guest_sizes(self):
         self.assertNotIn('real_vm', bench_report.expected(['1M'], ['1'], 2))
