@@ -136,13 +136,13 @@ VM=1 HUGEPAGES=160 guest_run vm "" /selftests/vm.list
 echo "== bench smoke (VHE, 1 repetition)"
 GUEST_LOG=$out/bench-smoke.log TIMEOUT=$((600 * scale)) SMP=2 MEM=2G HUGEPAGES=8 VM=1 \
 	QEMU_ACCEL=tcg,thread=single QEMU_CPU=max,pauth-impdef=on,lpa2=off \
-	guest "/selftests/run-bench.sh -M vhe -n 1 -b 1M -v '1 2' -c 1 -G 16"
+	guest "/selftests/run-bench.sh -M vhe -n 1 -b 1M -v '1 2' -c 1 -G 16 -F 16"
 rc=$?
 {
 	echo 'mode,side,rep,benchmark,config,metric,value,unit'
 	grep -h '^NPTBENCH,' "$out/bench-smoke.log" | cut -d, -f2-
 } >"$out/bench-smoke.csv"
-python3 "$top/scripts/bench_report.py" --smoke-tap --sizes 1M --vcpus '1 2' --cpus 2 --guest-sizes 16M \
+python3 "$top/scripts/bench_report.py" --smoke-tap --sizes 1M --vcpus '1 2' --cpus 2 --guest-sizes 16M --table-faults 16 \
 	--runner-status $rc --report-dir "$out/bench-smoke" "$out/bench-smoke.csv" >"$out/bench-smoke.tap"
 grep -E '^(not ok|# missing)' "$out/bench-smoke.tap"
 [ $rc -eq 0 ] || { grep -E '^NPTBENCH-ERROR|^run-bench:' "$out/bench-smoke.log"; echo "run-bench.sh exited $rc (log: $out/bench-smoke.log)"; }

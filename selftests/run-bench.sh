@@ -21,12 +21,13 @@ usage() {
 usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [-M MODE] [-S]
                     [-k NPTPOOL_KO] [-t KVM_SELFTESTS_DIR] [-f NPTPOOL_SELFTESTS_DIR]
                     [-L 'LARGE_POOL_PARAMS'] [-H 'HUGETLB_POOL_PARAMS'] [-g GUEST_MODE_ID]
-                    [-c CYCLES] [-G 'GUEST_SIZES'] [-T SECONDS] [-o CSV]
+                    [-c CYCLES] [-G 'GUEST_SIZES'] [-F TABLE_FAULTS] [-T SECONDS] [-o CSV]
   -n  repetitions, each runs every configuration on both sides (default 5)
   -b  test memory sizes, all vCPUs together (default '2M 8M')
   -v  vCPU counts (default '1 2 4')
   -B  benchmarks (default: all of
-      'kvm_page_table_test demand_paging_test fault_latency vm_create alloc_bench',
+      'kvm_page_table_test demand_paging_test fault_latency table_fault vm_create
+      alloc_bench',
       and real_vm where the test host has one: a boot with VM=1, make vm)
   -M  host mode label for the CSV: vhe, nvhe, pkvm (default: from the kernel log)
   -S  stock only: never load nptpool (pKVM, where it cannot load)
@@ -44,18 +45,19 @@ usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [
       mode fault_latency_test uses)
   -c  VMs created and destroyed per vm_create run (default 5)
   -G  real_vm: MiB the guest writes once, per run, THP on and off (default '128')
+  -F  table_fault: table faults per run, all vCPUs together (default 512)
   -T  seconds before one run counts as hung (default 600)
   -o  also write the samples, with a header line, to this CSV file
 USAGE
 }
 
 REPS=5 SIZES='2M 8M' VCPUS='1 2 4' MODE='' STOCK_ONLY=0 OUT=''
-BENCHES='kvm_page_table_test demand_paging_test fault_latency vm_create alloc_bench'
+BENCHES='kvm_page_table_test demand_paging_test fault_latency table_fault vm_create alloc_bench'
 KO=/nptpool.ko KVMDIR=/selftests/kvm OURS=/selftests/nptpool
 LARGE='pud_pages=512 pmd_pages=16384' HUGE_POOL='pmd_pages=16384' GMODE=6 CYCLES=5 RUN_TIMEOUT=600
-GUEST_SIZES=128 REAL_VM=/selftests/real_vm.sh THP=/sys/kernel/mm/transparent_hugepage/enabled
+TABLE_FAULTS=512 GUEST_SIZES=128 REAL_VM=/selftests/real_vm.sh THP=/sys/kernel/mm/transparent_hugepage/enabled
 [ -x $REAL_VM ] && [ -r /vm/Image ] && BENCHES="$BENCHES real_vm"
-while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:G:T:o: opt; do
+while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:G:F:T:o: opt; do
 	case $opt in
 	n) REPS=$OPTARG ;;
 	b) SIZES=$OPTARG ;;
@@ -70,6 +72,8 @@ while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:G:T:o: opt; do
 	H) HUGE_POOL=$OPTARG ;;
 	g) GMODE=$OPTARG ;;
 	c) CYCLES=$OPTARG ;;
+	F) TABLE_FAULTS=$OPTARG
+	   case $TABLE_FAULTS in '' | *[!0-9]*) usage >&2; exit 2 ;; esac ;;
 	G) GUEST_SIZES=$OPTARG
 	   case $GUEST_SIZES in '' | *[!0-9\ ]*) usage >&2; exit 2 ;; esac ;;
 	T) RUN_TIMEOUT=$OPTARG ;;
@@ -89,7 +93,7 @@ die() { say "error: $*" >&2; exit 1; }
 for b in $BENCHES; do
 	case $b in
 	kvm_page_table_test | demand_paging_test) [ -x "$KVMDIR/$b" ] || die "no $KVMDIR/$b (-t)" ;;
-	fault_latency) [ -x "$FLT" ] || die "no $FLT (-f)" ;;
+	fault_latency | table_fault) [ -x "$FLT" ] || die "no $FLT (-f)" ;;
 	vm_create) [ -x "$VMC" ] || die "no $VMC (-f)" ;;
 	alloc_bench) ;;
 	real_vm) [ -x $REAL_VM ] && [ -r /vm/Image ] && [ -w $THP ] ||
@@ -207,6 +211,11 @@ b_fault() {	# SIDE VCPUS SIZE
 	run "$1" fault_latency "v$2-$3" "$P_FLT" "$FLT" -r -v "$2" -b "$(bytes "$3")"
 }
 
+b_tfault() {	# SIDE VCPUS: one page per 2 MiB, so every fault allocates a table
+	run "$1" table_fault "v$2-${TABLE_FAULTS}tables" "$P_FLT" \
+		"$FLT" -v "$2" -b $((TABLE_FAULTS << 21)) -s 2M
+}
+
 b_create() {	# SIDE POOL VCPUS SIZE
 	run "$1" vm_create "v$3-$4-$2_pool" "$P_FLT" \
 		"$VMC" -n "$CYCLES" -v "$3" -b "$(bytes "$4")"
@@ -300,6 +309,8 @@ one_rep() {
 			for v in $VCPUS; do for s in $SIZES; do pair '' b_dp $v $s; done; done ;;
 		fault_latency)
 			for v in $VCPUS; do for s in $SIZES; do pair '' b_fault $v $s; done; done ;;
+		table_fault)
+			for v in $VCPUS; do pair '' b_tfault $v; done ;;
 		vm_create)
 			for pool in default large; do
 				local params=''
