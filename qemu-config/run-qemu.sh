@@ -13,7 +13,9 @@ usage: $0 KERNEL_BUILD_DIR BUILD_DIR 'COMMAND'
 environment:
   SMP=2  MEM=2G  TIMEOUT=900 (seconds)  KERNEL_ARGS='' (added to the guest's command line)
   NPTPOOL=1 (0: do not load nptpool.ko)  NPTPOOL_ARGS='' (insmod parameters)
-  GUEST_FILES=DIR (copied to /extra in the guest)  HUGEPAGES=0 (2 MiB pages to reserve)
+  GUEST_FILES=DIR (copied to /extra in the guest)
+  HUGEPAGES=0 (huge pages of the default size to reserve: 2 MiB with 4K pages, 32 MiB
+  with 16K, 512 MiB with 64K)
   GUEST_LOG=BUILD_DIR/guest.log  GUEST_QUIET=0 (1: console to the log only)
   QEMU_CPU=max,pauth-impdef=on (-cpu)  QEMU_ACCEL='' (-accel, e.g. tcg,thread=single)
   GIC=3 (the host's interrupt controller: 3, or 2 for a GICv2 host)

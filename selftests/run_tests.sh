@@ -17,7 +17,8 @@
 #       COMMAND         a path, or the name of one of our programs in /selftests/nptpool
 #   skip NAME REASON...                  report NAME as skipped, with REASON
 #   # ...                                comment
-# A program exiting 4 (KSFT_SKIP) is reported as skipped.  TIMEOUT_S bounds COMMAND and
+# A program exiting 4 (KSFT_SKIP) is reported as skipped; one that leaves nptpool unloaded
+# in a boot that had it loaded fails, and the runner loads it again.  TIMEOUT_S bounds COMMAND and
 # every process it started (run_bounded), not the leak check.  A malformed line fails.
 # TIMEOUT_SCALE=N (environment) multiplies every timeout, for slow kernels (KASAN).
 
@@ -40,6 +41,10 @@ echo "TAP version 13"
 echo "1..$total"
 
 i=0 bad=0
+# A test must leave nptpool as it found it: one that unloads it and fails to load it back
+# would turn every later test of a pool boot into a stock run that skips.
+loaded_at_start=0
+[ -d /sys/module/nptpool ] && loaded_at_start=1
 printf '%s\n' "$entries" | {
 	while read -r name tmo pool cmd args; do
 		i=$((i + 1))
@@ -74,10 +79,15 @@ printf '%s\n' "$entries" | {
 		rc=$(cat "$rcfile")
 		# How close each program runs to its timeout, for choosing timeouts.
 		echo "# $i: $name: took $(($(date +%s) - start))s, timeout ${tmo}s"
+		if [ $loaded_at_start = 1 ] && [ ! -d /sys/module/nptpool ]; then
+			insmod $NPTPOOL_KO || echo "# $i: $name: nptpool.ko does not load again"
+			case $rc in 0 | 4) rc=left ;; esac
+		fi
 		case $rc in
 		0) echo "ok $i $name" ;;
 		4) echo "ok $i $name # SKIP (the program skipped itself)" ;;
 		137) echo "not ok $i $name # TIMEOUT after ${tmo}s"; bad=$((bad + 1)) ;;
+		left) echo "not ok $i $name # left nptpool unloaded (reloaded with its defaults)"; bad=$((bad + 1)) ;;
 		*) echo "not ok $i $name # exit status $rc"; bad=$((bad + 1)) ;;
 		esac
 	done
