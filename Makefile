@@ -24,9 +24,9 @@ MODMAKE = $(KMAKE) M=$(CURDIR) MO=$(B)/module CLIPPY=1
 GUEST_CMD = '$(subst ','\'',$(value CMD))'
 
 # `make guest` knobs, passed to qemu-config/run-qemu.sh through the environment.
-export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL GIC VM HUGEPAGES
+export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL GIC VM PERF HUGEPAGES
 
-.PHONY: help deps kernel module lint selftests initramfs vm guest run test-host fuzz check check-granules check-debug bench clean
+.PHONY: help deps kernel module lint selftests initramfs vm perf guest run test-host fuzz check check-granules check-debug bench clean
 
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
@@ -61,6 +61,10 @@ initramfs: module selftests
 ## vm          Debian's arm64 QEMU, a guest kernel and its initramfs, for real VMs in the test host
 vm: initramfs
 	@qemu-config/vm.sh "$$(cat $(B)/kdir)" $(B)
+
+## perf        Debian's arm64 perf with its libraries, for test host boots with PERF=1
+perf: initramfs
+	@qemu-config/perf.sh "$$(cat $(B)/kdir)" $(B)
 
 ## guest       boot the QEMU arm64 KVM host, load nptpool.ko, run CMD='...', exit with its status
 guest: initramfs

@@ -20,6 +20,7 @@ environment:
   QEMU_CPU=max,pauth-impdef=on (-cpu)  QEMU_ACCEL='' (-accel, e.g. tcg,thread=single)
   GIC=3 (the host's interrupt controller: 3, or 2 for a GICv2 host)
   VM=0 (1: add BUILD_DIR/vm.cpio, Debian's QEMU and a guest for real VMs: make vm)
+  PERF=0 (1: add BUILD_DIR/perf.cpio, Debian's perf at /usr/bin/perf: make perf)
 USAGE
 }
 [ $# -eq 3 ] || { usage >&2; exit 2; }
@@ -64,7 +65,12 @@ if [ "${VM:-0}" = 1 ]; then
 	vm=$b/vm.cpio
 	[ -s "$vm" ] || { echo "run-qemu: VM=1 but no $vm: run make vm" >&2; exit 2; }
 fi
-cat "$b/initramfs.cpio" $vm "$run/run.cpio" >"$run/initrd"
+perf=
+if [ "${PERF:-0}" = 1 ]; then
+	perf=$b/perf.cpio
+	[ -s "$perf" ] || { echo "run-qemu: PERF=1 but no $perf: run make perf" >&2; exit 2; }
+fi
+cat "$b/initramfs.cpio" $vm $perf "$run/run.cpio" >"$run/initrd"
 
 # kunit.*: KUnit is built in but off by default (allnoconfig); on, nptpool.ko's suite
 # runs each time the module loads.

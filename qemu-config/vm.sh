@@ -37,67 +37,7 @@ for f in "$busybox" "$workload" "$gen_cpio"; do
 	[ -x "$f" ] || die "$f missing: run make initramfs first"
 done
 
-# vmm_closure: the cached QEMU and its libraries, fetched on first use; prints its path.
-vmm_closure() {
-	local ver dir n p c f
-	local -a queue
-	local -A seen
-	dir=$cache/vmm-arm64-$LAYOUT-${QEMU_PIN//[:~+]/_}
-	[ -e "$dir/.nptpool-ready" ] && { echo "$dir"; return; }
-	private_apt "$cache/apt-arm64-bpo" arm64 bookworm bookworm-backports
-	if apt-cache "${APT_OPTS[@]}" show "$QEMU_PKG=$QEMU_PIN" >/dev/null 2>&1; then
-		ver=$QEMU_PIN
-	else
-		ver=$(apt-cache "${APT_OPTS[@]}" madison "$QEMU_PKG" | awk '$6 ~ /backports/ { print $3 }' |
-			sort -V | tail -n 1)
-		[ -n "$ver" ] || die "no $QEMU_PKG in bookworm-backports"
-		log "pinned $QEMU_PIN is gone from the archive, falling back to $ver"
-	fi
-	dir=$cache/vmm-arm64-$LAYOUT-${ver//[:~+]/_}
-	if [ ! -e "$dir/.nptpool-ready" ]; then
-		log "fetching Debian's arm64 $QEMU_PKG $ver and its dependencies"
-		rm -rf "$dir" "$dir.tmp" && mkdir -p "$dir.tmp/debs" "$dir.tmp/root"
-		# The whole dependency closure as apt resolves it for an empty system.
-		apt-get -qq "${APT_OPTS[@]}" -o Dir::Cache::archives="$dir.tmp/debs" \
-			--no-install-recommends -t bookworm-backports install --download-only -y \
-			"$QEMU_PKG=$ver" >&2
-		for p in "$dir.tmp"/debs/*.deb; do
-			dpkg-deb -x "$p" "$dir.tmp/root"
-		done
-		# Of that, only what the binary loads: the NEEDED closure, breadth first.
-		mkdir -p "$dir/bin" "$dir/lib"
-		cp "$dir.tmp/root/usr/bin/qemu-system-aarch64" "$dir/bin/"
-		queue=("$dir/bin/qemu-system-aarch64")
-		while [ ${#queue[@]} -gt 0 ]; do
-			f=${queue[0]} && queue=("${queue[@]:1}")
-			for n in $(aarch64-linux-gnu-readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
-				[ -z "${seen[$n]:-}" ] || continue
-				seen[$n]=1
-				p=
-				for c in "$dir.tmp"/root/{usr/,}lib/aarch64-linux-gnu/"$n"; do
-					[ -e "$c" ] && p=$c && break
-				done
-				[ -n "$p" ] || die "$n, needed by $(basename "$f"), is in no package of the closure"
-				cp -L "$p" "$dir/lib/$n"
-				queue+=("$dir/lib/$n")
-			done
-		done
-		cp -L "$dir.tmp/root/lib/ld-linux-aarch64.so.1" "$dir/lib/"
-		# glibc dlopens libgcc_s for thread cancellation and unwinding: NEEDED by nothing.
-		for c in "$dir.tmp"/root/{usr/,}lib/aarch64-linux-gnu/libgcc_s.so.1; do
-			[ -e "$c" ] && cp -L "$c" "$dir/lib/"
-		done
-		[ -x "$dir/bin/qemu-system-aarch64" ] && [ -e "$dir/lib/ld-linux-aarch64.so.1" ] &&
-			[ -e "$dir/lib/libc.so.6" ] && [ -e "$dir/lib/libgcc_s.so.1" ] ||
-			die "the closure in $dir is incomplete"
-		echo "$ver" >"$dir/version"
-		rm -rf "$dir.tmp"
-		touch "$dir/.nptpool-ready"
-	fi
-	echo "$dir"
-}
-
-vmm=$(vmm_closure)
+vmm=$(arm64_closure "$cache" vmm-arm64-$LAYOUT "$QEMU_PKG" "$QEMU_PIN" /usr/bin/qemu-system-aarch64)
 log "QEMU $(cat "$vmm/version"): $(du -sh "$vmm" | cut -f1) with its libraries"
 gkdir=$("$top/scripts/kernel.sh" "$here/guest.config" | tail -n 1)
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
-# Sourced on the build machine by deps.sh, kernel.sh and qemu-config/initramfs.sh: the
-# Debian mirror and a private apt state for one-off downloads.  (In the test host, the
+# Sourced on the build machine by deps.sh, kernel.sh and the qemu-config/ packers: the
+# Debian mirror, a private apt state for one-off downloads, and arm64 programs from Debian
+# with the libraries they load.  (In the test host, the
 # scripts source selftests/test_host_lib.sh instead.)
 
 # The Debian mirror this machine already uses; no host is named in the repository.
@@ -33,4 +34,68 @@ private_apt() {
 		-o "APT::Architecture=$arch" -o "APT::Architectures=$arch"
 		-o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
 	apt-get -qq "${APT_OPTS[@]}" update >&2
+}
+
+# arm64_closure CACHE NAME PKG PIN BIN: Debian's arm64 package PKG at version PIN (from
+# bookworm-backports or bookworm; if the archive dropped PIN, the newest bookworm-backports
+# version, with a warning) and, of its whole dependency closure, only the program BIN
+# and the shared libraries it loads: bin/BIN's name, lib/ with the dynamic loader,
+# libgcc_s (glibc loads it itself) and the NEEDED closure.  Cached in CACHE/NAME-VERSION,
+# which is printed.  Callers run with errexit inherited into $(...).
+arm64_closure() {
+	local cache=$1 name=$2 pkg=$3 pin=$4 bin=$5 ver dir n p c f
+	local -a queue
+	local -A seen
+	dir=$cache/$name-${pin//[:~+]/_}
+	[ -e "$dir/.nptpool-ready" ] && { echo "$dir"; return; }
+	private_apt "$cache/apt-arm64-bpo" arm64 bookworm bookworm-backports
+	if apt-cache "${APT_OPTS[@]}" show "$pkg=$pin" >/dev/null 2>&1; then
+		ver=$pin
+	else
+		ver=$(apt-cache "${APT_OPTS[@]}" madison "$pkg" | awk '$6 ~ /backports/ { print $3 }' |
+			sort -V | tail -n 1)
+		[ -n "$ver" ] || { echo "no $pkg in bookworm-backports" >&2; return 1; }
+		echo "pinned $pkg $pin is gone from the archive, falling back to $ver" >&2
+	fi
+	dir=$cache/$name-${ver//[:~+]/_}
+	if [ ! -e "$dir/.nptpool-ready" ]; then
+		echo "fetching Debian's arm64 $pkg $ver and its dependencies" >&2
+		rm -rf "$dir" "$dir.tmp" && mkdir -p "$dir.tmp/debs" "$dir.tmp/root"
+		# The whole dependency closure as apt resolves it for an empty system.
+		apt-get -qq "${APT_OPTS[@]}" -o Dir::Cache::archives="$dir.tmp/debs" \
+			--no-install-recommends -t bookworm-backports install --download-only -y \
+			"$pkg=$ver" >&2
+		for p in "$dir.tmp"/debs/*.deb; do
+			dpkg-deb -x "$p" "$dir.tmp/root"
+		done
+		# Of that, only what the program loads: the NEEDED closure, breadth first.
+		mkdir -p "$dir/bin" "$dir/lib"
+		cp "$dir.tmp/root$bin" "$dir/bin/"
+		queue=("$dir/bin/$(basename "$bin")")
+		while [ ${#queue[@]} -gt 0 ]; do
+			f=${queue[0]} && queue=("${queue[@]:1}")
+			for n in $(aarch64-linux-gnu-readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
+				[ -z "${seen[$n]:-}" ] || continue
+				seen[$n]=1
+				p=
+				for c in "$dir.tmp"/root/{usr/,}lib/aarch64-linux-gnu/"$n"; do
+					[ -e "$c" ] && p=$c && break
+				done
+				[ -n "$p" ] || { echo "$n, needed by $(basename "$f"), is in no package of $pkg's closure" >&2; return 1; }
+				cp -L "$p" "$dir/lib/$n"
+				queue+=("$dir/lib/$n")
+			done
+		done
+		cp -L "$dir.tmp/root/lib/ld-linux-aarch64.so.1" "$dir/lib/"
+		for c in "$dir.tmp"/root/{usr/,}lib/aarch64-linux-gnu/libgcc_s.so.1; do
+			[ -e "$c" ] && cp -L "$c" "$dir/lib/"
+		done
+		[ -x "$dir/bin/$(basename "$bin")" ] && [ -e "$dir/lib/ld-linux-aarch64.so.1" ] &&
+			[ -e "$dir/lib/libc.so.6" ] && [ -e "$dir/lib/libgcc_s.so.1" ] ||
+			{ echo "the closure in $dir is incomplete" >&2; return 1; }
+		echo "$ver" >"$dir/version"
+		rm -rf "$dir.tmp"
+		touch "$dir/.nptpool-ready"
+	fi
+	echo "$dir"
 }
