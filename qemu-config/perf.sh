@@ -21,17 +21,7 @@ gen_cpio=$kdir/usr/gen_init_cpio
 perf=$(arm64_closure "$cache" perf-arm64 "$PERF_PKG" "$PERF_PIN" /usr/bin/perf)
 echo "perf: $PERF_PKG $(cat "$perf/version"): $(du -sh "$perf" | cut -f1) with its libraries" >&2
 
-{
-	for d in /lib /usr /usr/bin /usr/lib /usr/lib/aarch64-linux-gnu; do
-		echo "dir $d 0755 0 0"
-	done
-	echo "file /usr/bin/perf $perf/bin/perf 0755 0 0"
-	echo "file /lib/ld-linux-aarch64.so.1 $perf/lib/ld-linux-aarch64.so.1 0755 0 0"
-	for f in "$perf"/lib/*.so*; do
-		[ "$(basename "$f")" = ld-linux-aarch64.so.1 ] && continue
-		echo "file /usr/lib/aarch64-linux-gnu/$(basename "$f") $f 0644 0 0"
-	done
-} >"$b/perf.list"
+closure_cpio_list "$perf" >"$b/perf.list"
 "$gen_cpio" "$b/perf.list" >"$b/perf.cpio.tmp"
 mv "$b/perf.cpio.tmp" "$b/perf.cpio"
 echo "perf: $b/perf.cpio: $(du -sh "$b/perf.cpio" | cut -f1)" >&2

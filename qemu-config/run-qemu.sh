@@ -60,17 +60,15 @@ printf '%s\n' "$cmd" >"$run/cmd"
 	fi
 } >"$run/list"
 "$kdir/usr/gen_init_cpio" "$run/list" >"$run/run.cpio"
-vm=
-if [ "${VM:-0}" = 1 ]; then
-	vm=$b/vm.cpio
-	[ -s "$vm" ] || { echo "run-qemu: VM=1 but no $vm: run make vm" >&2; exit 2; }
-fi
-perf=
-if [ "${PERF:-0}" = 1 ]; then
-	perf=$b/perf.cpio
-	[ -s "$perf" ] || { echo "run-qemu: PERF=1 but no $perf: run make perf" >&2; exit 2; }
-fi
-cat "$b/initramfs.cpio" $vm $perf "$run/run.cpio" >"$run/initrd"
+# VM=1 and PERF=1 add BUILD_DIR/vm.cpio and perf.cpio (make vm, make perf).
+extra=()
+for name in vm perf; do
+	flag=${name^^}
+	[ "${!flag:-0}" = 1 ] || continue
+	[ -s "$b/$name.cpio" ] || { echo "run-qemu: $flag=1 but no $b/$name.cpio: run make $name" >&2; exit 2; }
+	extra+=("$b/$name.cpio")
+done
+cat "$b/initramfs.cpio" "${extra[@]}" "$run/run.cpio" >"$run/initrd"
 
 # kunit.*: KUnit is built in but off by default (allnoconfig); on, nptpool.ko's suite
 # runs each time the module loads.

@@ -56,15 +56,8 @@ rm -rf "$stage" && mkdir -p "$stage"
 "$gen_cpio" "$stage/guest.list" >"$stage/guest.cpio"
 
 {
-	for d in /lib /usr /usr/bin /usr/lib /usr/lib/aarch64-linux-gnu /vm; do
-		echo "dir $d 0755 0 0"
-	done
-	echo "file /usr/bin/qemu-system-aarch64 $vmm/bin/qemu-system-aarch64 0755 0 0"
-	echo "file /lib/ld-linux-aarch64.so.1 $vmm/lib/ld-linux-aarch64.so.1 0755 0 0"
-	for f in "$vmm"/lib/*.so*; do
-		[ "$(basename "$f")" = ld-linux-aarch64.so.1 ] && continue
-		echo "file /usr/lib/aarch64-linux-gnu/$(basename "$f") $f 0644 0 0"
-	done
+	closure_cpio_list "$vmm"
+	echo "dir /vm 0755 0 0"
 	echo "file /vm/Image $gkdir/arch/arm64/boot/Image 0644 0 0"
 	echo "file /vm/guest.cpio $stage/guest.cpio 0644 0 0"
 	echo "file /vm/qemu-version $vmm/version 0644 0 0"

@@ -36,6 +36,24 @@ private_apt() {
 	apt-get -qq "${APT_OPTS[@]}" update >&2
 }
 
+# closure_cpio_list DIR: gen_init_cpio lines installing the closure in DIR (arm64_closure)
+# where an arm64 Debian has it: its program in /usr/bin, the dynamic loader in /lib, the
+# libraries in /usr/lib/aarch64-linux-gnu, where the loader looks for them.
+closure_cpio_list() {
+	local dir=$1 d f
+	for d in /lib /usr /usr/bin /usr/lib /usr/lib/aarch64-linux-gnu; do
+		echo "dir $d 0755 0 0"
+	done
+	for f in "$dir"/bin/*; do
+		echo "file /usr/bin/$(basename "$f") $f 0755 0 0"
+	done
+	echo "file /lib/ld-linux-aarch64.so.1 $dir/lib/ld-linux-aarch64.so.1 0755 0 0"
+	for f in "$dir"/lib/*.so*; do
+		[ "$(basename "$f")" = ld-linux-aarch64.so.1 ] && continue
+		echo "file /usr/lib/aarch64-linux-gnu/$(basename "$f") $f 0644 0 0"
+	done
+}
+
 # arm64_closure CACHE NAME PKG PIN BIN: Debian's arm64 package PKG at version PIN (from
 # bookworm-backports or bookworm; if the archive dropped PIN, the newest bookworm-backports
 # version, with a warning) and, of its whole dependency closure, only the program BIN

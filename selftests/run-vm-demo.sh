@@ -9,7 +9,6 @@
 case ${1:-} in -h | --help) sed -n '7s/^# //p' "$0"; exit 0 ;; esac
 mem=${1:-256} mib=${2:-64}
 D=/sys/kernel/debug/nptpool
-THP=/sys/kernel/mm/transparent_hugepage/enabled
 meminfo() { grep SecPageTables /proc/meminfo | tr -s ' '; }
 counters() { echo "vms=$(cat $D/vms) pages_reserved=$(cat $D/pages_reserved) pages_in_use=$(cat $D/pages_in_use)"; }
 
@@ -21,7 +20,7 @@ dmesg | grep -E 'nptpool: loaded' | tail -n 1 | sed 's/^\[[ 0-9.]*\] //'
 echo "before: $(counters), $(meminfo)"
 # 4 KiB stage-2 mappings, so the guest's writes show in the pool: with THP, QEMU's memory
 # is mapped with 2 MiB blocks and the pmd region is barely used.
-old_thp=$(sed 's/.*\[\(.*\)\].*/\1/' $THP)
+old_thp=$(thp_mode)
 trap 'echo "$old_thp" >$THP' EXIT
 echo never >$THP
 echo "THP off: $(cat $THP)"

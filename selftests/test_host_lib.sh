@@ -24,6 +24,8 @@
 #                                 parameters, pools and /proc/zoneinfo's counts
 #   nptpool_defaults              "PUD PMD": nptpool's parameter defaults for that page
 #   nptpool_maxima                "PUD PMD": their upper bounds (16 MiB, 1 GiB of pool)
+#   thp_mode                      the host's THP setting (always, madvise, never); THP is
+#                                 its sysfs file
 #
 # nptpool's counters and the settling before a reading come from nptpool_state, built
 # from the same C library as the tests, so shell and C read them one way.
@@ -54,6 +56,10 @@ nptpool_defaults() {
 }
 
 nptpool_maxima() { echo "$((16384 / NPTPOOL_PAGE_KIB)) $((1048576 / NPTPOOL_PAGE_KIB))"; }
+
+# The host's THP setting: THP holds the selected one in brackets ("always madvise [never]").
+THP=/sys/kernel/mm/transparent_hugepage/enabled
+thp_mode() { sed 's/.*\[\(.*\)\].*/\1/' $THP; }
 
 n=0 failed=0
 result() {

@@ -41,7 +41,6 @@ case $mode in boot | mem | hugetlb | reboot | disk | oversize) ;; *) usage ;; es
 
 QEMU=/usr/bin/qemu-system-aarch64
 D=/sys/kernel/debug/nptpool
-THP=/sys/kernel/mm/transparent_hugepage/enabled
 if [ ! -x $QEMU ] || [ ! -r /vm/Image ]; then
 	echo "1..0 # SKIP no real VM in this test host (boot it with VM=1: make vm)"
 	exit 4
@@ -127,7 +126,7 @@ sampled() {
 
 with_thp() {
 	[ -w $THP ] || return 1
-	[ -n "$old_thp" ] || old_thp=$(sed 's/.*\[\(.*\)\].*/\1/' $THP)
+	[ -n "$old_thp" ] || old_thp=$(thp_mode)
 	echo "$1" >$THP
 }
 
