@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * pool_exhaust_test: with nptpool loaded with a small pud_pages or pmd_pages, a VM whose
- * guest outgrows that region (-r) halts: its faulting KVM_RUN fails with ENOMEM, later
- * ones with EIO, and debugfs shows it halted with the region used up; a second VM is not
- * halted and keeps running and faulting.  With -s, the guest touches a memslot far larger
- * than the pool can map, across its whole length.
+ * guest outgrows that region (-r) halts: its faulting KVM_RUN fails with ENOMEM, and so
+ * does every later one, while the VMM can still read the vCPU's registers; debugfs shows
+ * it halted with the region used up; a second VM is not halted and keeps running and
+ * faulting.  With -s, the guest touches a memslot far larger than the pool can map,
+ * across its whole length.  For the pmd region at the default IPA size, a VM of two
+ * vCPUs halts too: the vCPU spinning in the guest, which needs no table, is kicked out
+ * and its KVM_RUN fails with ENOMEM as well.
  *
  * Spans come from the host's page size: a pmd-region table maps 2 MiB, 32 MiB or
  * 512 MiB, a pud-region table 1 GiB, 64 GiB or 4 TiB (4K, 16K, 64K pages).  A pud region
@@ -12,9 +15,12 @@
  * IPA size of -i, or by default the library's default one if its stage-2 has a pud
  * region, else the smallest of the library's sizes whose stage-2 has three levels or more.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nptpool_kvm.h"
@@ -73,16 +79,86 @@ static struct vm_shape pick_shape(enum region region, unsigned int ipa)
 	return VM_SHAPE(mode);
 }
 
+/* vCPU 0 touches `count` pages `stride` bytes apart; vCPU 1 (count 0) spins. */
+static void guest_touch_or_spin(gva_t base, u64 count, u64 stride)
+{
+	if (count)
+		guest_touch(base, count, stride);
+	for (;;)
+		;
+}
+
+struct spinner {
+	struct kvm_vcpu *vcpu;
+	int err;
+	bool done;
+};
+
+static void *spinner_run(void *arg)
+{
+	struct spinner *s = arg;
+
+	s->err = _vcpu_run(s->vcpu) ? errno : 0;
+	__atomic_store_n(&s->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * A VM of two vCPUs: vCPU 1 spins in the guest, where it needs no table and has no
+ * reason to exit, while vCPU 0 touches `count` pages one pmd-region table apart, more
+ * than the region holds.  The halt must reach vCPU 1 too.
+ */
+static void test_kick(u64 count)
+{
+	u64 span = nptpool_table_span(3), slot, i, waited;
+	struct kvm_vcpu *vcpus[2];
+	struct spinner spin = {};
+	struct kvm_vm *vm;
+	pthread_t thread;
+	gpa_t gpa;
+	int err;
+
+	vm = __vm_create_with_vcpus(VM_SHAPE_DEFAULT, 2, count * 512, guest_touch_or_spin,
+				    vcpus);
+	slot = (count - 1) * span + nptpool_page_size();
+	gpa = top_gpa_aligned(vm, slot / vm->page_size, span > (1UL << 30) ? span : 1UL << 30);
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, gpa, TEST_SLOT,
+				    slot / vm->page_size, 0);
+	for (i = 0; i < count; i++)
+		virt_pg_map(vm, TEST_GVA + i * span, gpa + i * span);
+	vcpu_args_set(vcpus[0], 3, TEST_GVA, count, span);
+	vcpu_args_set(vcpus[1], 3, TEST_GVA, 0, 0);
+
+	spin.vcpu = vcpus[1];
+	pthread_create(&thread, NULL, spinner_run, &spin);
+	/* Let vCPU 1 reach its loop in the guest before vCPU 0 halts the VM. */
+	sleep(2);
+	err = _vcpu_run(vcpus[0]) ? errno : 0;
+	for (waited = 0; waited < 300 && !__atomic_load_n(&spin.done, __ATOMIC_ACQUIRE); waited++)
+		usleep(100 * 1000);
+	ksft_print_msg("two vCPUs: vCPU 0 touched %lu pages %lu MiB apart: KVM_RUN %s; vCPU 1, spinning in the guest: %s after %lu ms\n",
+		       count, span >> 20, err ? strerror(err) : "succeeded",
+		       spin.done ? (spin.err ? strerror(spin.err) : "returned 0") : "still running",
+		       waited * 100);
+	ksft_test_result(err == ENOMEM, "two vCPUs: the faulting vCPU's KVM_RUN fails with ENOMEM\n");
+	if (!spin.done)
+		ksft_exit_fail_msg("the spinning vCPU was not kicked out of the guest within 30 s\n");
+	pthread_join(thread, NULL);
+	ksft_test_result(spin.err == ENOMEM,
+			 "two vCPUs: the other vCPU, spinning in the guest, is kicked out and its KVM_RUN fails with ENOMEM\n");
+	kvm_vm_free(vm);
+}
+
 /*
  * Outgrow `region`: touching one page per table span of the region (one per pmd-region
  * span, or per pud-region span) needs one new table of the region per touch.
  */
-static void test_exhaust(enum region region, u64 slot_gib, unsigned int ipa)
+static void test_exhaust(enum region region, u64 slot_gib, unsigned int ipa, bool kick)
 {
 	struct vm_shape shape = pick_shape(region, ipa);
 	struct vm_under_test a, b;
-	u64 span, count, stride, slot;
-	int err, level;
+	u64 span, count, stride, slot, pc;
+	int err, err2, level;
 
 	vm_setup_shape(&b, shape, 1, 1, 1);		/* the bystander */
 	level = start_level(&b.pool);
@@ -91,7 +167,7 @@ static void test_exhaust(enum region region, u64 slot_gib, unsigned int ipa)
 				   level);
 	/* pud tables sit one level below the root, pmd ones at the last level. */
 	span = nptpool_table_span(region == PUD ? level + 1 : 3);
-	ksft_set_plan(5);
+	ksft_set_plan(kick ? 8 : 6);
 	count = b.pool.pages[region] + 2;
 	if (slot_gib) {
 		/*
@@ -122,8 +198,13 @@ static void test_exhaust(enum region region, u64 slot_gib, unsigned int ipa)
 		       err ? strerror(err) : "succeeded");
 	ksft_test_result(err == ENOMEM, "the faulting KVM_RUN fails with ENOMEM\n");
 	err = vm_run(&a);
-	ksft_test_result(err == EIO, "later KVM_RUNs of the halted VM fail with EIO (%s)\n",
-			 strerror(err));
+	err2 = vm_run(&a);
+	ksft_test_result(err == ENOMEM && err2 == ENOMEM,
+			 "later KVM_RUNs of the halted VM fail with ENOMEM too (%s, %s)\n",
+			 strerror(err), strerror(err2));
+	err = __vcpu_get_reg(a.vcpu, ARM64_CORE_REG(regs.pc), &pc) ? errno : 0;
+	ksft_test_result(!err, "the VMM can still read the halted vCPU's registers (pc 0x%lx%s%s)\n",
+			 err ? 0 : pc, err ? ": " : "", err ? strerror(err) : "");
 	read_pool(&a.pool);
 	dump_pool(&a.pool, "after the halt");
 	ksft_test_result(vm_halted(&a.pool) &&
@@ -134,6 +215,8 @@ static void test_exhaust(enum region region, u64 slot_gib, unsigned int ipa)
 	ksft_test_result(vm_run(&b) == 0, "the other VM still runs and faults\n");
 	kvm_vm_free(a.vm);
 	kvm_vm_free(b.vm);
+	if (kick)
+		test_kick(count);
 }
 
 static void usage(const char *name)
@@ -182,6 +265,6 @@ int main(int argc, char *argv[])
 
 	ksft_print_header();
 	NPTPOOL_REQUIRE();
-	test_exhaust(region, slot_gib, ipa);
+	test_exhaust(region, slot_gib, ipa, region == PMD && !slot_gib && !ipa);
 	ksft_finished();
 }

@@ -100,7 +100,7 @@ done
 # IPA space need two last-level tables.
 loads "pud_pages=1 pmd_pages=1" pud_pages=1 pmd_pages=1
 $C -o halt
-result $? "with one page per region a VM halts cleanly (ENOMEM, then EIO)"
+result $? "with one page per region a VM halts cleanly (ENOMEM, and again)"
 rmmod nptpool
 # The maxima, one at a time and together: pools of 16 MiB, 1 GiB and 1 GiB + 16 MiB, with
 # the other region at its default.

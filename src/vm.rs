@@ -242,10 +242,11 @@ impl Vm {
                 Some(phys)
             }
             None => {
-                // Logged once per VM: the halt is sticky, later calls fail silently.
+                // Logged once per VM: the halt is sticky, later calls fail silently, and
+                // KVM stops asking once a fault got nothing (patch 4 of patches/).
                 if let Some(region_pages) = halted_now {
                     pr_err!(
-                        "{}: {} region exhausted ({} pages of {} KiB), VM halted; raise the module parameter {}\n",
+                        "{}: {} region exhausted ({} pages of {} KiB), VM halted: its KVM_RUN fails with ENOMEM from now on; raise the module parameter {}\n",
                         &*state.name,
                         region.name(),
                         region_pages,
