@@ -64,9 +64,9 @@ span_kib=$((NPTPOOL_PAGE_KIB * 1024 / 8 * NPTPOOL_PAGE_KIB))
 
 # run_vm NAME TIMEOUT_S RUN [nptvm_*=...] [-- QEMU_ARGS...]: one real VM (real_vm.sh),
 # killed after TIMEOUT_S; its output in $work/NAME.out, QEMU's stderr in $work/NAME.err,
-# real_vm.sh's status in $vm_rc, QEMU's in $qemu_rc, the nonce it gave the guest in
-# $vm_nonce; its pool's regions sampled twice a second: how many samples in $vm_samples,
-# the most pmd-region pages used in $vm_pmd_used.  With stop_on_kvm_error=1, QEMU is
+# real_vm.sh's status in $vm_rc, QEMU's in $qemu_rc, QEMU's pid in $vm_pid, the nonce it
+# gave the guest in $vm_nonce; its pool's regions sampled twice a second: how many samples
+# in $vm_samples, the most pmd-region pages used in $vm_pmd_used.  With stop_on_kvm_error=1, QEMU is
 # stopped (SIGTERM) 2 s after it reports that KVM_RUN failed: QEMU pauses the halted VM
 # instead of exiting, and would otherwise run until the timeout ($vm_stopped is then 1).
 run_vm() {
@@ -98,6 +98,8 @@ run_vm() {
 	done
 	wait $!
 	vm_rc=$?
+	# QEMU removes its pidfile when it exits cleanly: keep what was read meanwhile.
+	vm_pid=$pid
 	qemu_rc=$(sed -n 's/^real_vm: QEMU exited \([0-9]*\)$/\1/p' "$work/$name.out")
 	vm_nonce=$(sed -n "s/^\\\$ qemu-system-aarch64 .*nptvm_nonce=\([0-9a-f]*\) .*/\1/p" "$work/$name.out")
 	echo "# $name: real_vm.sh exited $vm_rc after about $((t / 2)) s; its output:"
@@ -209,15 +211,16 @@ oversize)
 	stop_on_kvm_error=1
 	run_vm over 200 mem nptvm_mib="$mib" nptvm_rounds=1
 	stop_on_kvm_error=0
-	pid=$(cat $work/over.pid 2>/dev/null)
+	pid=$vm_pid
 	[ "$vm_rc" -ne 124 ] && ! guest_said over "status 0"
 	result $? "a guest writing $mib MiB over 16 pmd-region tables stops, well before the timeout"
 	kmsg_since | grep -q "vm-${pid:-none}-[0-9]*: pmd region exhausted (16 pages of $NPTPOOL_PAGE_KIB KiB), VM halted: its KVM_RUN fails with ENOMEM"
 	result $? "the kernel log names the VM (vm-${pid:-none}-N), the exhausted region and the errno"
-	failed=$(grep -c 'kvm run failed Cannot allocate memory' $work/over.err)
+	# (Not $failed: that is test_host_lib.sh's count of failed results.)
+	run_failed=$(grep -c 'kvm run failed Cannot allocate memory' $work/over.err)
 	flood=$(grep -c 'Failed to get registers' $work/over.err)
-	[ "$failed" -ge 1 ] && [ "$failed" -le "$smp" ] && [ "$flood" -eq 0 ]
-	result $? "QEMU reports that KVM_RUN failed with ENOMEM, once per vCPU at most ($failed times for $smp), and can still read the registers ($flood lines of 'Failed to get registers')"
+	[ "$run_failed" -ge 1 ] && [ "$run_failed" -le "$smp" ] && [ "$flood" -eq 0 ]
+	result $? "QEMU reports that KVM_RUN failed with ENOMEM, once per vCPU at most ($run_failed times for $smp), and can still read the registers ($flood lines of 'Failed to get registers')"
 	[ $vm_stopped = 1 ] && [ "${qemu_rc:-none}" = 0 ]
 	result $? "QEMU keeps the halted VM paused instead of crashing: still up 2 s after its error, it exits ${qemu_rc:-none} on SIGTERM (want 0)"
 	vms_gone
