@@ -84,7 +84,7 @@ run_vm() {
 			grep -q '^pgd .* used=[1-9]' "$work/$name.regions.now" || continue
 			mv "$work/$name.regions.now" "$work/$name.regions"
 			vm_samples=$((vm_samples + 1))
-			used=$(sed -n 's/^pmd .* used=\([0-9]*\)$/\1/p' "$work/$name.regions")
+			used=$(sed -n 's/^pmd .* used=\([0-9]*\).*/\1/p' "$work/$name.regions")
 			[ "${used:-0}" -gt "$vm_pmd_used" ] && vm_pmd_used=$used
 		done
 		if [ "${stop_on_kvm_error:-0}" = 1 ] && [ -n "$pid" ]; then

@@ -9,6 +9,7 @@ use core::ffi::c_void;
 
 use kernel::{
     error::to_result,
+    ffi::c_int,
     prelude::*,
     types::ForeignOwnable, //
 };
@@ -33,6 +34,11 @@ mod ffi {
     pub(super) const NPTPOOL_HOST_VHE: c_int = 1;
     pub(super) const NPTPOOL_HOST_NVHE: c_int = 2;
     pub(super) const NPTPOOL_HOST_PROTECTED: c_int = 3;
+
+    // `enum kvm_s2_table_need` of patch 4; nptpool_kvm.c asserts KVM's values are these.
+    pub(super) const KVM_S2_TABLE_BEST_EFFORT: c_int = 0;
+    pub(super) const KVM_S2_TABLE_FAULT_RETRY: c_int = 1;
+    pub(super) const KVM_S2_TABLE_FAULT: c_int = 2;
 
     extern "C" {
         pub(super) fn nptpool_kvm_host_mode() -> c_int;
@@ -157,8 +163,8 @@ pub(crate) unsafe extern "C" fn nptpool_vm_create(
 }
 
 /// KVM's `zalloc_table`, through the C shim: the physical address of a fresh table, or 0.
-/// `fault` is KVM's: a guest's stage-2 fault needs the table; otherwise the request is
-/// best effort.
+/// `need` is KVM's `enum kvm_s2_table_need`: whether a guest's stage-2 fault needs the
+/// table, and whether it can wait for tables on their way back.
 ///
 /// # Safety
 ///
@@ -169,21 +175,43 @@ pub(crate) unsafe extern "C" fn nptpool_vm_alloc_table(
     vm: *mut c_void,
     level: i8,
     pages: u32,
-    fault: bool,
+    need: c_int,
 ) -> u64 {
     // SAFETY: by the function's safety requirements `vm` came from `into_foreign` and
     // `from_foreign` has not been called on it.
     let vm = unsafe { <Pin<KBox<Vm>> as ForeignOwnable>::borrow(vm) };
-    let need = if fault { Need::Fault } else { Need::BestEffort };
+    let need = match need {
+        ffi::KVM_S2_TABLE_FAULT => Need::Fault,
+        ffi::KVM_S2_TABLE_FAULT_RETRY => Need::FaultRetry,
+        ffi::KVM_S2_TABLE_BEST_EFFORT => Need::BestEffort,
+        // A need this module does not know: a refusal that never halts the VM.
+        _ => Need::BestEffort,
+    };
     vm.alloc_table(level, pages, need).unwrap_or(0)
+}
+
+/// KVM's `free_table`, through the C shim: KVM gave up the table at `phys`. From any
+/// context, RCU callbacks in softirq included.
+///
+/// # Safety
+///
+/// `vm` was returned by [`nptpool_vm_create`] and not yet passed to
+/// [`nptpool_vm_destroy`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn nptpool_vm_free_table(vm: *mut c_void, phys: u64) {
+    // SAFETY: by the function's safety requirements `vm` came from `into_foreign` and
+    // `from_foreign` has not been called on it.
+    let vm = unsafe { <Pin<KBox<Vm>> as ForeignOwnable>::borrow(vm) };
+    vm.free_table(phys);
 }
 
 /// KVM's `vm_destroy`, through the C shim: return the pool whole.
 ///
 /// # Safety
 ///
-/// `vm` was returned by [`nptpool_vm_create`]; KVM calls this once, after its
-/// `rcu_barrier()`, and never uses `vm` again.
+/// `vm` was returned by [`nptpool_vm_create`]; KVM calls this once, when its tables are
+/// torn down and the last RCU callback freeing unlinked ones has run, and never uses `vm`
+/// again.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn nptpool_vm_destroy(vm: *mut c_void) {
     // SAFETY: by the function's safety requirements `vm` came from `into_foreign` and

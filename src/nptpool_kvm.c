@@ -35,6 +35,9 @@ static_assert(sizeof_field(struct nptpool_vm_info, start_level) == 1);
 static_assert(offsetof(struct nptpool_vm_info, pgd_pages) == 8);
 static_assert(sizeof_field(struct nptpool_vm_info, pgd_pages) == 4);
 static_assert(sizeof(struct nptpool_vm_info) == 12);
+static_assert(KVM_S2_TABLE_BEST_EFFORT == 0);
+static_assert(KVM_S2_TABLE_FAULT_RETRY == 1);
+static_assert(KVM_S2_TABLE_FAULT == 2);
 
 /*
  * The CPU capabilities behind these helpers are final once userspace runs, so the answer
@@ -70,20 +73,28 @@ static void *nptpool_kvm_vm_init(struct kvm *kvm, s8 start_level,
 
 /*
  * Runs with kvm->mmu_lock held (read or write) or at VM creation: must not sleep.  Only
- * a @fault may halt the VM; KVM copes without the other tables (see vm.rs).
+ * a fault with no table on its way back may halt the VM; KVM copes without the other
+ * tables, or retries (see vm.rs).
  */
 static void *nptpool_kvm_zalloc_table(void *vm, s8 level, unsigned int pages,
-				      bool fault)
+				      enum kvm_s2_table_need need)
 {
-	u64 phys = nptpool_vm_alloc_table(vm, level, pages, fault);
+	u64 phys = nptpool_vm_alloc_table(vm, level, pages, need);
 
 	return phys ? phys_to_virt(phys) : NULL;
+}
+
+/* From any context, RCU callbacks in softirq included: vm.rs takes no lock for it. */
+static void nptpool_kvm_free_table(void *vm, void *table)
+{
+	nptpool_vm_free_table(vm, virt_to_phys(table));
 }
 
 static const struct kvm_s2_table_allocator nptpool_allocator = {
 	.owner = THIS_MODULE,
 	.vm_init = nptpool_kvm_vm_init,
 	.zalloc_table = nptpool_kvm_zalloc_table,
+	.free_table = nptpool_kvm_free_table,
 	.vm_destroy = nptpool_vm_destroy,
 };
 
@@ -194,8 +205,9 @@ bool nptpool_memcg_limit(u64 pages, char *path, size_t len, u64 *max, u64 *usage
 }
 
 /*
- * Only once KVM holds no reference on any page of the pool: it has torn the tables down
- * and run rcu_barrier(), and each page is back to the one reference the pool keeps.  The
+ * Only once KVM holds no reference on any page of the pool: it has torn the tables down,
+ * the last RCU callback freeing unlinked ones has run, and each page is back to the one
+ * reference the pool keeps.  KVM used page->private while a page was a table.  The
  * range goes back in blocks as large as its alignment allows, straight to the buddy lists:
  * freed page by page, some pages would wait on per-CPU lists, be handed to the next
  * small allocations and keep the block from merging.  A page someone still references
@@ -206,13 +218,23 @@ void nptpool_pool_release(u64 phys, u64 pages)
 	struct page *page = phys_to_page(phys);
 	u64 i, referenced = 0;
 
-	for (i = 0; i < pages; i++)
-		referenced += page_count(pfn_to_page(PHYS_PFN(phys) + i)) != 1;
+	for (i = 0; i < pages; i++) {
+		struct page *p = pfn_to_page(PHYS_PFN(phys) + i);
+
+		referenced += page_count(p) != 1;
+		set_page_private(p, 0);
+	}
 	WARN_ONCE(referenced, "nptpool: %llu of %llu pool pages still referenced at release\n",
 		  referenced, pages);
 
 	mod_lruvec_page_state(page, NR_SECONDARY_PAGETABLE, -(long)pages);
 	free_contig_range(PHYS_PFN(phys), pages);
+}
+
+/* A table KVM gave back, before it is handed out again: no one else uses it. */
+void nptpool_page_clear(u64 phys)
+{
+	clear_page(phys_to_virt(phys));
 }
 
 /* For debugfs: 1, the pool's own reference, plus KVM's (and anyone else's) on the page. */

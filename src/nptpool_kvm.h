@@ -31,13 +31,15 @@ int nptpool_kvm_register(const void *ctx);
 void nptpool_kvm_unregister(void);
 int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged);
 void nptpool_pool_release(u64 phys, u64 pages);
+void nptpool_page_clear(u64 phys);
 bool nptpool_memcg_limit(u64 pages, char *path, size_t len, u64 *max, u64 *usage);
 int nptpool_page_count(u64 phys);
 
 /* Implemented in Rust, called from the KVM callbacks in C. */
 int nptpool_vm_create(const void *ctx, const struct nptpool_vm_info *info,
 		      void **vm);
-u64 nptpool_vm_alloc_table(void *vm, s8 level, u32 pages, bool fault);
+u64 nptpool_vm_alloc_table(void *vm, s8 level, u32 pages, int need);
+void nptpool_vm_free_table(void *vm, u64 phys);
 void nptpool_vm_destroy(void *vm);
 
 #endif /* NPTPOOL_KVM_H */

@@ -18,6 +18,11 @@
 //! call return nothing and change nothing. Pages are never given back one by one; the pool
 //! goes back whole when the VM dies.
 
+// The tables KVM gave back, reused above this allocator; `#[path]` keeps it next to this
+// file in both builds, where this file is the host crate's root and a module of the kernel's.
+#[path = "recycle.rs"]
+pub mod recycle;
+
 /// log2 of the unit the pool is carved in: the kernel's page, as KVM's tables are pages.
 /// The kernel build sets the page-size cfg from its `.config`; the host tests build this
 /// file once per granule with the same cfg, and the module checks at build time that the

@@ -31,6 +31,7 @@ mod ffi {
             usage: *mut u64,
         ) -> bool;
         pub(super) fn nptpool_page_count(phys: u64) -> c_int;
+        pub(super) fn nptpool_page_clear(phys: u64);
     }
 }
 
@@ -89,16 +90,35 @@ impl Reservation {
     /// unless `phys` is a page of this reservation: only those are known to have a
     /// `struct page` for as long as `self` lives.
     pub(crate) fn page_count(&self, phys: u64) -> Option<i32> {
+        self.holds(phys)?;
+        // SAFETY: `phys` is a page of this live reservation (checked just above), so it
+        // has a `struct page` that stays while `self` is borrowed.
+        Some(unsafe { ffi::nptpool_page_count(phys) })
+    }
+
+    /// Zeroes the page at `phys`; `None`, and nothing done, unless it is a page of this
+    /// reservation.
+    ///
+    /// # Safety
+    ///
+    /// Nothing else reads or writes the page meanwhile: KVM gave it back, and the caller
+    /// hands it out only after this returns.
+    pub(crate) unsafe fn clear_page(&self, phys: u64) -> Option<()> {
+        self.holds(phys)?;
+        // SAFETY: a page of this live reservation (checked just above), mapped in the
+        // kernel's linear map like all of it; nobody else uses it, by this function's
+        // safety requirements.
+        unsafe { ffi::nptpool_page_clear(phys) };
+        Some(())
+    }
+
+    /// `Some` if `phys` is the address of a page of this reservation.
+    fn holds(&self, phys: u64) -> Option<()> {
         let page_size = u64::try_from(PAGE_SIZE).ok()?;
         // By the type invariant `self.phys` is page aligned, so the offset is exactly when
         // `phys` is.
         let offset = phys.checked_sub(self.phys)?;
-        if offset % page_size != 0 || offset / page_size >= self.pages {
-            return None;
-        }
-        // SAFETY: `phys` is a page of this live reservation (checked just above), so it
-        // has a `struct page` that stays while `self` is borrowed.
-        Some(unsafe { ffi::nptpool_page_count(phys) })
+        (offset % page_size == 0 && offset / page_size < self.pages).then_some(())
     }
 }
 
@@ -106,9 +126,10 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         // SAFETY: by the type invariant this is a live reservation, released only here.
         // Its owners drop it only when nothing refers to its pages any more: the VM's
-        // state from `vm_destroy`, after KVM's rcu_barrier() (no stage-2 walker or RCU
-        // callback left) and after its debugfs files are gone, or on `Vm::create`'s error
-        // paths and in KUnit, before any page of it was handed out.
+        // state from `vm_destroy`, once KVM has torn the tables down and the last RCU
+        // callback freeing unlinked ones has run (patch 4 of patches/), and after its
+        // debugfs files are gone; or on `Vm::create`'s error paths and in KUnit, before
+        // any page of it was handed out.
         unsafe { ffi::nptpool_pool_release(self.phys, self.pages) }
     }
 }

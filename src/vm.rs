@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! One VM's pool: its reservation, the `PTAllocSpec` allocator under the VM's spinlock,
-//! and its debugfs directory.
+//! the tables KVM gave back for reuse, and its debugfs directory.
+
+use core::sync::atomic::AtomicU32;
 
 use kernel::{
+    alloc::KVVec,
     debugfs::{
         Dir,
         File,
@@ -25,6 +28,12 @@ use kernel::{
 
 use crate::{
     ptalloc::{
+        recycle::{
+            FreeTables,
+            Refused,
+            Taker,
+            TAKEN, //
+        },
         Layout,
         PtAlloc,
         Region,
@@ -78,11 +87,19 @@ impl Stats {
     }
 }
 
+/// What the VM's lock guards: the spec's allocator and the right to take given-back
+/// tables off their stacks.
+struct Locked {
+    ptalloc: PtAlloc,
+    taker: Taker,
+}
+
 /// The part of a VM's pool that its debugfs files read too.
 ///
 /// # Invariants
 ///
-/// The allocator's layout lies inside `reservation`.
+/// The allocator's layout lies inside `reservation`, and `free` is laid out for the
+/// same pool, with the one [`Taker`] for it inside `alloc`.
 #[pin_data]
 struct VmState {
     name: CString,
@@ -90,10 +107,12 @@ struct VmState {
     /// The pool's memory. Released with the state, after the debugfs files that read it.
     reservation: Reservation,
     stats: Arc<Stats>,
+    /// The tables KVM gave back. Given back to without the lock, from any context.
+    free: FreeTables<KVVec<AtomicU32>>,
     /// The spec's per-VM NPT lock and the state it guards. Allocation needs `&mut PtAlloc`,
     /// which only the lock's guard gives out.
     #[pin]
-    alloc: SpinLock<PtAlloc>,
+    alloc: SpinLock<Locked>,
 }
 
 /// Why KVM asks for a table, which decides what running out of room does.
@@ -102,6 +121,9 @@ pub(crate) enum Need {
     /// A guest's stage-2 fault, which cannot go on without the table: the spec's
     /// allocation, whose failure halts the VM.
     Fault,
+    /// A guest's stage-2 fault that KVM retries without the table, as tables it gave up
+    /// are still waiting for their RCU grace period: no room is no halt, yet.
+    FaultRetry,
     /// Eager splitting, a device mapping (`kvm_phys_addr_ioremap`) or the root at VM
     /// creation: KVM copes without the table, so the VM must not halt for want of it.
     BestEffort,
@@ -175,17 +197,34 @@ impl Vm {
             .ok_or(ENOMEM)?;
         let layout = Layout::new(base, pgd_pages, pud_pages, pmd_pages).ok_or(ENOMEM)?;
 
+        // One link per pud and pmd page, all on no stack yet.
+        let links = usize::try_from(FreeTables::<KVVec<AtomicU32>>::links_needed(&layout))
+            .map_err(|_| ENOMEM)?;
+        let mut link_vec = KVVec::with_capacity(links, GFP_KERNEL)?;
+        for _ in 0..links {
+            link_vec.push(AtomicU32::new(TAKEN), GFP_KERNEL)?;
+        }
+        let (free, taker) = FreeTables::new(&layout, link_vec).ok_or(EINVAL)?;
+
         let reserved = reservation.pages();
         // The state keeps the name for log lines; the directory is named by a copy.
         let dir_name = CString::try_from(&*name)?;
         // INVARIANT: `base` is `reservation.phys()` aligned up by at most `slack` pages and
-        // the layout spans `pages`, so it ends within the `wanted` pages reserved.
+        // the layout spans `pages`, so it ends within the `wanted` pages reserved; `free`
+        // and its taker were made for the same layout.
         let state = pin_init!(VmState {
             name,
             start_level,
             reservation,
             stats: ctx.stats.clone(),
-            alloc <- new_spinlock!(PtAlloc::new(layout), "nptpool_vm"),
+            free,
+            alloc <- new_spinlock!(
+                Locked {
+                    ptalloc: PtAlloc::new(layout),
+                    taker,
+                },
+                "nptpool_vm"
+            ),
         });
         let vm = KBox::pin_init(
             pin_init!(Vm {
@@ -204,11 +243,12 @@ impl Vm {
         Ok(vm)
     }
 
-    /// A fresh table for `level`: `pages` pages, more than one only for a root of
-    /// concatenated pages. For a [`Need::Fault`], `None` once the region for `level` is
-    /// exhausted, which halts the VM for good; for a [`Need::BestEffort`], `None` while the
-    /// region has no room, which changes nothing. Runs under `kvm->mmu_lock`: does not
-    /// sleep.
+    /// A table for `level`: `pages` pages, more than one only for a root of concatenated
+    /// pages. A single page comes from the tables KVM gave back to the region if it has
+    /// any, zeroed again, else fresh from the spec's allocator. For a [`Need::Fault`],
+    /// `None` once the region for `level` is exhausted, which halts the VM for good; for
+    /// the other needs, `None` while the region has no room, which changes nothing. Runs
+    /// under `kvm->mmu_lock`: does not sleep.
     pub(crate) fn alloc_table(&self, level: i8, pages: u32, need: Need) -> Option<u64> {
         let state = &self.state;
         let Some(region) = Region::for_level(level, state.start_level) else {
@@ -224,17 +264,32 @@ impl Vm {
             return None;
         }
 
-        let mut alloc = state.alloc.lock();
-        // A request KVM can do without must not halt the VM: it reaches the spec's
-        // allocation only when the region has room for it.
-        if need == Need::BestEffort && !alloc.has_room(region, pages) {
+        let mut locked = state.alloc.lock();
+        let reused = if pages == 1 {
+            state.free.take(region, &mut locked.taker)
+        } else {
+            None
+        };
+        if let Some(phys) = reused {
+            drop(locked);
+            // SAFETY: KVM gave the page back and it was just taken off its stack, under
+            // the lock that admits one taker: nobody else has it until it is returned.
+            unsafe { state.reservation.clear_page(phys) }?;
+            state.stats.pages_in_use.add(1, Relaxed);
+            return Some(phys);
+        }
+
+        let alloc = &mut locked.ptalloc;
+        // A request KVM can do without, or retries, must not halt the VM: it reaches the
+        // spec's allocation only when the region has room for it.
+        if need != Need::Fault && !alloc.has_room(region, pages) {
             return None;
         }
         let was_halted = alloc.halted();
         let table = alloc.alloc_contiguous(region, pages);
         // Only the halt's log line needs the region's size.
         let halted_now = (!was_halted && alloc.halted()).then(|| alloc.region_pages(region));
-        drop(alloc);
+        drop(locked);
 
         match table {
             Some(phys) => {
@@ -258,6 +313,25 @@ impl Vm {
             }
         }
     }
+
+    /// KVM gave up the table at `phys`: keep it for the region's next table. From any
+    /// context, without the VM's lock, which the same CPU may hold.
+    pub(crate) fn free_table(&self, phys: u64) {
+        let state = &self.state;
+        match state.free.give_back(phys) {
+            Ok(_) => {
+                state.stats.pages_in_use.fetch_sub(1, Relaxed);
+            }
+            // The root's pages, as KVM tears the tables down: never reused.
+            Err(Refused::NotReusable) if state.reservation.page_count(phys).is_some() => {}
+            Err(e) => pr_err!(
+                "{}: KVM gave back 0x{:x}, not kept: {:?}\n",
+                &*state.name,
+                phys,
+                e
+            ),
+        }
+    }
 }
 
 // The debugfs reads copy what they show under the VM's lock and format it after: the
@@ -265,7 +339,7 @@ impl Vm {
 impl VmState {
     /// The allocator's state as of now.
     fn snapshot(&self) -> PtAlloc {
-        self.alloc.lock().clone()
+        self.alloc.lock().ptalloc.clone()
     }
 
     fn write_regions(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -285,12 +359,13 @@ impl VmState {
             let (start, end) = alloc.layout().bounds(region);
             writeln!(
                 f,
-                "{} start=0x{:x} end=0x{:x} pages={} used={}",
+                "{} start=0x{:x} end=0x{:x} pages={} used={} free={}",
                 region.name(),
                 start,
                 end,
                 alloc.region_pages(region),
                 alloc.used_pages(region),
+                self.free.free_pages(region),
             )?;
         }
         Ok(())
@@ -323,7 +398,7 @@ impl VmState {
     }
 
     fn write_halted(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let halted = self.alloc.lock().halted();
+        let halted = self.alloc.lock().ptalloc.halted();
         writeln!(f, "{}", u8::from(halted))
     }
 }
@@ -331,11 +406,18 @@ impl VmState {
 #[pinned_drop]
 impl PinnedDrop for Vm {
     fn drop(self: Pin<&mut Self>) {
-        let alloc = self.state.alloc.lock();
-        let used = Region::ALL
-            .iter()
-            .fold(0u64, |sum, r| sum.saturating_add(alloc.used_pages(*r)));
-        drop(alloc);
+        // KVM gave back what it could before `vm_destroy`: the pages still in use are
+        // those handed out and not given back.
+        let locked = self.state.alloc.lock();
+        let used = Region::ALL.iter().fold(0u64, |sum, r| {
+            sum.saturating_add(
+                locked
+                    .ptalloc
+                    .used_pages(*r)
+                    .saturating_sub(self.state.free.free_pages(*r)),
+            )
+        });
+        drop(locked);
         let stats = &self.state.stats;
         stats.vms.fetch_sub(1, Relaxed);
         stats

@@ -73,6 +73,8 @@ struct pool {
 	u64 start, end, reserved_pages;
 	int memcg_charged;
 	u64 rstart[NR_REGIONS], rend[NR_REGIONS], pages[NR_REGIONS], used[NR_REGIONS];
+	/* Of the used pages, those KVM gave back, kept for the region's next tables */
+	u64 free[NR_REGIONS];
 };
 
 long newest_vm_id_of(pid_t pid, char *dir, size_t len, bool may_be_unloaded);

@@ -263,7 +263,7 @@ long newest_vm_id(char *dir, size_t len)
 /* Parse the `regions` file of the VM directory p->dir. */
 void read_pool(struct pool *p)
 {
-	unsigned long long s, e, n, u;
+	unsigned long long s, e, n, u, fr;
 	char path[352], name[8];
 	char line[256];
 	int r, seen = 0;
@@ -281,8 +281,8 @@ void read_pool(struct pool *p)
 			p->reserved_pages = n;
 			continue;
 		}
-		if (sscanf(line, "%7s start=0x%llx end=0x%llx pages=%llu used=%llu",
-			   name, &s, &e, &n, &u) != 5)
+		if (sscanf(line, "%7s start=0x%llx end=0x%llx pages=%llu used=%llu free=%llu",
+			   name, &s, &e, &n, &u, &fr) != 6)
 			continue;
 		for (r = 0; r < NR_REGIONS; r++) {
 			if (strcmp(name, region_names[r]))
@@ -291,6 +291,7 @@ void read_pool(struct pool *p)
 			p->rend[r] = e;
 			p->pages[r] = n;
 			p->used[r] = u;
+			p->free[r] = fr;
 			seen++;
 		}
 	}

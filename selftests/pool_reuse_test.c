@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pool_reuse_test: a VM's pool use is bounded by the tables it holds at once, not by its
+ * history.  KVM gives back each table it gives up and nptpool hands it out again, so
+ * cycles that empty and refill the same tables leave the pages used from the pool where
+ * the first cycle put them.  Each cycle the guest writes one page in each of -b memslot
+ * blocks (one last-level table span each, a new table each) after the host made KVM give
+ * the tables up:
+ *
+ *   dontneed  MADV_DONTNEED over the whole memslot (-c: in chunks of one block), which
+ *             unmaps it from stage 2 and empties every table
+ *   slot      the memslot deleted and added again
+ *   move      the memslot moved to other guest physical addresses, back and forth
+ *   dirty     a hugetlb memslot mapped as blocks; dirty logging on (the writes split
+ *             each block with a table), then off (a write to another page of each block
+ *             maps it as a block again, and the table goes back after an RCU grace
+ *             period)
+ *
+ * Asserted: the pmd region's used pages after the last of -n cycles are those after the
+ * first (dirty: plus at most one cycle's tables, which may still wait for their grace
+ * period when the next cycle faults), the VM never halts, and the tables given back
+ * show in debugfs ("free").  Needs nptpool loaded; dirty needs -b free huge pages.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "nptpool_kvm.h"
+
+#define TEST_GVA2	0x100000000UL
+
+enum mode { DONTNEED, SLOT, MOVE, DIRTY };
+static const char * const mode_names[] = { "dontneed", "slot", "move", "dirty" };
+
+/* What the guest writes each cycle: `g_count` pages `g_stride` apart from g_base. */
+static u64 g_base, g_count, g_stride, g_offset;
+
+static void guest_code(void)
+{
+	u64 i;
+
+	for (;;) {
+		for (i = 0; i < READ_ONCE(g_count); i++)
+			*(volatile u64 *)(READ_ONCE(g_base) + i * READ_ONCE(g_stride) +
+					  READ_ONCE(g_offset)) = i + 1;
+		GUEST_SYNC(0);
+	}
+}
+
+struct reuse_vm {
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu;
+	struct pool pool;
+	enum vm_mem_backing_src_type src;
+	u64 blocks, span, slot_pages;
+	gpa_t gpa[2];
+};
+
+/* The guest writes page `page` of each block through the mapping at `gva`. */
+static void guest_writes(struct reuse_vm *r, u64 gva, u64 page)
+{
+	struct ucall uc;
+
+	g_base = gva;
+	g_offset = page * r->vm->page_size;
+	sync_global_to_guest(r->vm, g_base);
+	sync_global_to_guest(r->vm, g_offset);
+	vcpu_run(r->vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(r->vcpu, KVM_EXIT_MMIO);
+	if (get_ucall(r->vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	TEST_ASSERT_EQ(uc.cmd, UCALL_SYNC);
+}
+
+static void slot_add(struct reuse_vm *r, gpa_t gpa)
+{
+	vm_userspace_mem_region_add(r->vm, r->src, gpa, TEST_SLOT, r->slot_pages, 0);
+}
+
+static void reuse_vm_create(struct reuse_vm *r, enum mode mode, u64 blocks)
+{
+	long before = newest_vm_id(NULL, 0);
+	u64 i, psz;
+
+	r->vm = vm_create_with_one_vcpu(&r->vcpu, guest_code);
+	psz = r->vm->page_size;
+	r->blocks = blocks;
+	r->span = nptpool_table_span(3);
+	r->src = mode == DIRTY ? VM_MEM_SRC_ANONYMOUS_HUGETLB : VM_MEM_SRC_ANONYMOUS;
+	r->slot_pages = blocks * r->span / psz;
+	/* Room for two slot positions, for the moves; the second right above the first. */
+	r->gpa[0] = top_gpa_aligned(r->vm, 2 * r->slot_pages, 1UL << 30);
+	r->gpa[1] = r->gpa[0] + blocks * r->span;
+	slot_add(r, r->gpa[0]);
+	/* Pages 0 and 1 of each block, at either position. */
+	for (i = 0; i < blocks; i++) {
+		virt_pg_map(r->vm, TEST_GVA + i * r->span, r->gpa[0] + i * r->span);
+		virt_pg_map(r->vm, TEST_GVA + i * r->span + psz, r->gpa[0] + i * r->span + psz);
+		virt_pg_map(r->vm, TEST_GVA2 + i * r->span, r->gpa[1] + i * r->span);
+	}
+	g_count = blocks;
+	g_stride = r->span;
+	sync_global_to_guest(r->vm, g_count);
+	sync_global_to_guest(r->vm, g_stride);
+	TEST_ASSERT(newest_vm_id(r->pool.dir, sizeof(r->pool.dir)) > before,
+		    "no nptpool debugfs directory for the new VM");
+}
+
+/* Make KVM give up the slot's tables, as `mode` does; `cycle` counts from 0. */
+static void give_up(struct reuse_vm *r, enum mode mode, u64 chunk, u64 cycle)
+{
+	struct userspace_mem_region *region = memslot2region(r->vm, TEST_SLOT);
+	u64 size = r->blocks * r->span, off;
+
+	switch (mode) {
+	case DONTNEED:
+		for (off = 0; off < size; off += chunk)
+			TEST_ASSERT(!madvise(region->host_mem + off, chunk, MADV_DONTNEED),
+				    "MADV_DONTNEED: %s", strerror(errno));
+		break;
+	case SLOT:
+		vm_mem_region_delete(r->vm, TEST_SLOT);
+		slot_add(r, r->gpa[0]);
+		break;
+	case MOVE:
+		vm_mem_region_move(r->vm, TEST_SLOT, r->gpa[(cycle + 1) % 2]);
+		break;
+	case DIRTY:
+		/* Off: a write to page 1 of each block maps the block again. */
+		vm_mem_region_set_flags(r->vm, TEST_SLOT, 0);
+		guest_writes(r, TEST_GVA, 1);
+		vm_mem_region_set_flags(r->vm, TEST_SLOT, KVM_MEM_LOG_DIRTY_PAGES);
+		break;
+	}
+}
+
+static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
+{
+	u64 first = 0, most = 0, freed_seen = 0, c, allowed;
+	struct reuse_vm r = {};
+	bool halted = false;
+
+	NPTPOOL_REQUIRE();
+	if (mode == DIRTY && meminfo_kib("HugePages_Free") * 1024 < blocks * nptpool_table_span(3))
+		ksft_exit_skip("%lu KiB of free huge pages, %lu blocks of %lu KiB needed (HUGEPAGES=)\n",
+			       meminfo_kib("HugePages_Free"), blocks, nptpool_table_span(3) >> 10);
+	ksft_set_plan(3);
+	reuse_vm_create(&r, mode, blocks);
+	if (mode == DIRTY) {
+		/* Mapped as blocks first, then logged: the cycles' writes split them. */
+		guest_writes(&r, TEST_GVA, 0);
+		vm_mem_region_set_flags(r.vm, TEST_SLOT, KVM_MEM_LOG_DIRTY_PAGES);
+	}
+
+	for (c = 0; c < cycles; c++) {
+		guest_writes(&r, mode == MOVE && c % 2 ? TEST_GVA2 : TEST_GVA, 0);
+		read_pool(&r.pool);
+		if (!c)
+			first = r.pool.used[PMD];
+		if (r.pool.used[PMD] > most)
+			most = r.pool.used[PMD];
+		halted |= vm_halted(&r.pool);
+		if (c == 0 || c + 1 == cycles)
+			ksft_print_msg("%s: cycle %lu: pmd region used %lu of %lu, %lu of them free\n",
+				       mode_names[mode], c + 1, r.pool.used[PMD], r.pool.pages[PMD],
+				       r.pool.free[PMD]);
+		give_up(&r, mode, chunked ? r.span : r.blocks * r.span, c);
+		if (mode != DIRTY) {
+			read_pool(&r.pool);
+			if (r.pool.free[PMD] > freed_seen)
+				freed_seen = r.pool.free[PMD];
+		}
+	}
+
+	/* A table freed after a grace period may still be on its way when a fault needs one. */
+	allowed = first + (mode == DIRTY ? blocks : 0);
+	ksft_test_result(most <= allowed,
+			 "%s, %lu cycles of %lu blocks: pmd region used at most %lu, after the first cycle %lu (allowed %lu)\n",
+			 mode_names[mode], cycles, blocks, most, first, allowed);
+	ksft_test_result(!halted, "the VM never halts\n");
+	if (mode == DIRTY) {
+		/* The last cycle's tables were unlinked: they come back after a grace period. */
+		vm_mem_region_set_flags(r.vm, TEST_SLOT, 0);
+		for (c = 0; c < 100; c++) {
+			read_pool(&r.pool);
+			if (r.pool.free[PMD] >= blocks)
+				break;
+			usleep(50 * 1000);
+		}
+		ksft_test_result(r.pool.free[PMD] >= blocks,
+				 "dirty: the tables that blocks replaced come back after their grace period (%lu free after %lu ms)\n",
+				 r.pool.free[PMD], c * 50);
+	} else {
+		ksft_test_result(freed_seen >= blocks,
+				 "%s gives the %lu tables back (debugfs shows %lu free)\n",
+				 mode_names[mode], blocks, freed_seen);
+	}
+	kvm_vm_free(r.vm);
+}
+
+static void usage(const char *name)
+{
+	printf("usage: %s [-h] [-m dontneed|slot|move|dirty] [-c] [-b blocks] [-n cycles]\n",
+	       name);
+	printf(" -m: how KVM is made to give its tables up each cycle (default dontneed)\n");
+	printf(" -c: dontneed in chunks of one block (default: the whole memslot at once)\n");
+	printf(" -b: memslot blocks, one last-level table each (default 32)\n");
+	printf(" -n: cycles (default 1000; 100 for slot and move, 20 for dirty)\n");
+}
+
+int main(int argc, char *argv[])
+{
+	u64 blocks = 32, cycles = 0;
+	enum mode mode = DONTNEED;
+	bool chunked = false;
+	int opt, m;
+
+	while ((opt = getopt(argc, argv, "hm:cb:n:")) != -1) {
+		switch (opt) {
+		case 'm':
+			for (m = 0; m < (int)ARRAY_SIZE(mode_names); m++)
+				if (!strcmp(optarg, mode_names[m]))
+					break;
+			if (m == (int)ARRAY_SIZE(mode_names)) {
+				usage(argv[0]);
+				exit(KSFT_FAIL);
+			}
+			mode = m;
+			break;
+		case 'c':
+			chunked = true;
+			break;
+		case 'b':
+			blocks = atoi_positive("Blocks", optarg);
+			break;
+		case 'n':
+			cycles = atoi_positive("Cycles", optarg);
+			break;
+		case 'h':
+			usage(argv[0]);
+			exit(KSFT_PASS);
+		default:
+			usage(argv[0]);
+			exit(KSFT_FAIL);
+		}
+	}
+	if (!cycles)
+		cycles = mode == DONTNEED ? 1000 : mode == DIRTY ? 20 : 100;
+
+	ksft_print_header();
+	test_reuse(mode, blocks, cycles, chunked);
+	ksft_finished();
+}
