@@ -13,7 +13,8 @@
  * right between the two.  Asserted: the page keeps the pool's reference (count 2 with the
  * pin, so not freed) and 1 once the pin is dropped, never in the buddy allocator; KVM
  * shows it given up in debugfs `tables`; the guest's data is intact, the VM not halted,
- * and the next splits come from the pool as before.  The runner's leak check then shows
+ * and the next splits take the tables KVM gave back, then fresh pool pages, but never
+ * the pinned page, whose last put was not KVM's.  The runner's leak check then shows
  * the pool released whole, and kernel_log_clean that nothing warned.  Needs nptpool
  * loaded, /selftests/kmod/page_pin.ko (a kretprobe: CONFIG_KPROBES) and 4 free 2 MiB
  * huge pages (SKIP otherwise).
@@ -186,7 +187,7 @@ int main(int argc, char *argv[])
 {
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
-	u64 slot_pages, used_split, used_before, pinned, i;
+	u64 slot_pages, used_split, used_before, pinned, free_before, i;
 	const char *symbol;
 	bool unpin_is_safe;
 	struct pool pool;
@@ -284,13 +285,20 @@ int main(int argc, char *argv[])
 			 "the pool is as it was: VM not halted, the table given up (KVM's count %d), pmd region used %lu\n",
 			 table_count(&pool, pinned), pool.used[PMD]);
 
-	/* The pool goes on serving: new splits, from fresh pages. */
+	/*
+	 * The pool goes on serving: new splits, from the tables KVM gave back and fresh
+	 * pages.  Not from the pinned page, whose last put was page_pin's: KVM never gave
+	 * it back.
+	 */
+	free_before = pool.free[PMD];
 	log_dirty(vm, true);
 	TEST_ASSERT_EQ(run(vcpu), 3);
 	read_pool(&pool);
-	ksft_test_result(pool.used[PMD] - used_split == NBLOCKS && !vm_halted(&pool),
-			 "dirty logging again splits the %d blocks with new pool tables (%lu -> %lu)\n",
-			 NBLOCKS, used_split, pool.used[PMD]);
+	ksft_test_result(pool.used[PMD] - used_split + free_before - pool.free[PMD] == NBLOCKS &&
+			 table_count(&pool, pinned) == 0 && !vm_halted(&pool),
+			 "dirty logging again splits the %d blocks with pool tables: %lu given back before, %lu fresh (used %lu -> %lu), not the pinned page\n",
+			 NBLOCKS, free_before - pool.free[PMD], pool.used[PMD] - used_split,
+			 used_split, pool.used[PMD]);
 	ksft_test_result(run(vcpu) == -1, "the guest finds all it wrote\n");
 	pin_read(&pin);
 	ksft_test_result(pin.count == 1 && !pin.buddy,

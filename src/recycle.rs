@@ -22,8 +22,7 @@
 
 use core::ops::Deref;
 use core::sync::atomic::{
-    AtomicU32,
-    AtomicU64,
+    AtomicU32, AtomicU64,
     Ordering::{
         AcqRel,
         Acquire,
@@ -40,8 +39,10 @@ use super::{
 
 /// The end of a stack.
 const NIL: u32 = u32::MAX;
-/// The link of a page on no stack: handed out, or never handed out.
-pub const TAKEN: u32 = u32::MAX - 1;
+/// The link of a page handed out and on no stack.
+const TAKEN: u32 = u32::MAX - 1;
+/// The link of a page never handed out: it cannot be given back.
+pub const NEVER: u32 = u32::MAX - 2;
 
 /// Why a page was not taken back.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -51,6 +52,8 @@ pub enum Refused {
     NotReusable,
     /// Already on its stack: given back twice without being taken in between.
     AlreadyFree,
+    /// Never handed out ([`FreeTables::handed_out`] was not told of it).
+    NeverHandedOut,
 }
 
 /// The tables given back to one pool, by region.
@@ -58,10 +61,11 @@ pub enum Refused {
 /// # Invariants
 ///
 /// `links` has one entry per page of the pool's pud and pmd regions, in address order.
-/// Every head and every link is [`NIL`], [`TAKEN`] or the index of a page of the same
-/// region. A page's link is [`TAKEN`] exactly when the page is on no stack, and each page
-/// is on its region's stack at most once. Only the holder of this pool's [`Taker`] takes
-/// pages off the stacks.
+/// Every head and every link is [`NIL`], [`TAKEN`], [`NEVER`] or the index of a page of
+/// the same region. A page's link is [`TAKEN`] or [`NEVER`] exactly when the page is on
+/// no stack ([`NEVER`] until it is first handed out), and each page is on its region's
+/// stack at most once. Only the holder of this pool's [`Taker`] takes pages off the
+/// stacks.
 pub struct FreeTables<S> {
     /// The first page of the pud region, page 0 of `links`.
     base: u64,
@@ -77,7 +81,8 @@ pub struct FreeTables<S> {
 }
 
 /// The right to take pages off one [`FreeTables`]' stacks, which exactly one holder may
-/// have at a time: the VM keeps it with its allocator under its lock.
+/// have at a time: the VM keeps it with its allocator under its lock. Made only with its
+/// [`FreeTables`], by [`FreeTables::new`]; its holder uses it with no other.
 pub struct Taker(());
 
 impl<S: Deref<Target = [AtomicU32]>> FreeTables<S> {
@@ -89,7 +94,7 @@ impl<S: Deref<Target = [AtomicU32]>> FreeTables<S> {
     }
 
     /// Empty stacks for the pool of `layout`, with `links`, [`links_needed`] entries all
-    /// [`TAKEN`], and the one [`Taker`] for them; `None` if `links` is not that.
+    /// [`NEVER`], and the one [`Taker`] for them; `None` if `links` is not that.
     ///
     /// [`links_needed`]: Self::links_needed
     pub fn new(layout: &Layout, links: S) -> Option<(Self, Taker)> {
@@ -97,12 +102,12 @@ impl<S: Deref<Target = [AtomicU32]>> FreeTables<S> {
         // The indices must stay below the two markers.
         if u64::try_from(links.len()).ok()? != pages
             || pages >= u64::from(TAKEN)
-            || links.iter().any(|l| l.load(Relaxed) != TAKEN)
+            || links.iter().any(|l| l.load(Relaxed) != NEVER)
         {
             return None;
         }
         let pud = layout.bounds(Region::Pud);
-        // INVARIANT: one link per page, all TAKEN, empty stacks; the taker is returned once.
+        // INVARIANT: one link per page, all NEVER, empty stacks; the taker is returned once.
         Some((
             FreeTables {
                 base: pud.0,
@@ -141,14 +146,34 @@ impl<S: Deref<Target = [AtomicU32]>> FreeTables<S> {
         }
     }
 
+    /// Records that the fresh page at `phys` was handed out, so that it may be given
+    /// back. For the allocator that handed it out, before KVM can see it.
+    pub fn handed_out(&self, phys: u64) {
+        if let Some(link) = self
+            .locate(phys)
+            .and_then(|(_, index)| self.links.get(index as usize))
+        {
+            // Only a page never handed out: one on a stack or taken keeps its link.
+            let _ = link.compare_exchange(NEVER, TAKEN, Relaxed, Relaxed);
+        }
+    }
+
     /// Keeps the table at `phys` for reuse; its region's pages then count one more free.
     /// Lock-free: callable from any context, concurrently with everything else.
     pub fn give_back(&self, phys: u64) -> Result<Region, Refused> {
         let (stack, index) = self.locate(phys).ok_or(Refused::NotReusable)?;
         let link = self.links.get(index as usize).ok_or(Refused::NotReusable)?;
         // A page on no stack goes on it once: its link leaves TAKEN here, before the push.
-        link.compare_exchange(TAKEN, NIL, AcqRel, Relaxed)
-            .map_err(|_| Refused::AlreadyFree)?;
+        link.compare_exchange(TAKEN, NIL, AcqRel, Acquire)
+            .map_err(|now| {
+                if now == NEVER {
+                    Refused::NeverHandedOut
+                } else {
+                    Refused::AlreadyFree
+                }
+            })?;
+        // Counted before the push, so that a take never finds more pages than counted.
+        self.free[stack].fetch_add(1, Relaxed);
         let head = &self.heads[stack];
         let mut top = head.load(Relaxed);
         loop {
@@ -159,7 +184,6 @@ impl<S: Deref<Target = [AtomicU32]>> FreeTables<S> {
                 Err(now) => top = now,
             }
         }
-        self.free[stack].fetch_add(1, Relaxed);
         Ok(if stack == 0 { Region::Pud } else { Region::Pmd })
     }
 
@@ -204,7 +228,17 @@ mod tests {
     const BASE: u64 = 0x8000_0000;
 
     fn links(n: u64) -> Vec<AtomicU32> {
-        (0..n).map(|_| AtomicU32::new(TAKEN)).collect()
+        (0..n).map(|_| AtomicU32::new(NEVER)).collect()
+    }
+
+    /// Every pud and pmd page handed out, as a pool does before KVM can give any back.
+    fn hand_out_all(l: &Layout, t: &FreeTables<Vec<AtomicU32>>) {
+        for region in [Region::Pud, Region::Pmd] {
+            let (start, end) = l.bounds(region);
+            for p in (start..end).step_by(PAGE_SIZE as usize) {
+                t.handed_out(p);
+            }
+        }
     }
 
     fn tables(pgd: u64, pud: u64, pmd: u64) -> (Layout, FreeTables<Vec<AtomicU32>>, Taker) {
@@ -212,6 +246,7 @@ mod tests {
         let n = FreeTables::<Vec<AtomicU32>>::links_needed(&layout);
         assert_eq!(n, pud + pmd);
         let (t, taker) = FreeTables::new(&layout, links(n)).expect("links fit");
+        hand_out_all(&layout, &t);
         (layout, t, taker)
     }
 
@@ -272,6 +307,26 @@ mod tests {
     }
 
     #[test]
+    fn a_page_never_handed_out_is_refused() {
+        let layout = Layout::new(BASE, 1, 1, 2).expect("fits");
+        let (t, mut taker) = FreeTables::new(&layout, links(3)).expect("fits");
+        let p = page(&layout, Region::Pmd, 0);
+        assert_eq!(t.give_back(p), Err(Refused::NeverHandedOut));
+        assert_eq!(t.free_pages(Region::Pmd), 0);
+        t.handed_out(p);
+        assert_eq!(t.give_back(p), Ok(Region::Pmd));
+        // Telling again changes nothing: the page stays on its stack, once.
+        t.handed_out(p);
+        assert_eq!(t.give_back(p), Err(Refused::AlreadyFree));
+        assert_eq!(t.take(Region::Pmd, &mut taker), Some(p));
+        assert_eq!(t.take(Region::Pmd, &mut taker), None);
+        assert_eq!(
+            t.give_back(page(&layout, Region::Pmd, 1)),
+            Err(Refused::NeverHandedOut)
+        );
+    }
+
+    #[test]
     fn new_refuses_links_that_do_not_fit_the_pool() {
         let layout = Layout::new(BASE, 1, 2, 2).expect("fits");
         assert!(FreeTables::new(&layout, links(3)).is_none());
@@ -282,10 +337,7 @@ mod tests {
         assert!(FreeTables::new(&layout, links(4)).is_some());
         // A pool without a pud region keeps pmd pages only.
         let (l, t, mut taker) = tables(1, 0, 2);
-        assert_eq!(
-            t.give_back(page(&l, Region::Pmd, 1)),
-            Ok(Region::Pmd)
-        );
+        assert_eq!(t.give_back(page(&l, Region::Pmd, 1)), Ok(Region::Pmd));
         assert_eq!(t.take(Region::Pud, &mut taker), None);
     }
 
@@ -304,7 +356,11 @@ mod tests {
             let (l, t, mut taker) = tables(1, 3, 5);
             let mut free = BTreeSet::new();
             for _ in 0..100 {
-                let region = if rand(2) == 0 { Region::Pud } else { Region::Pmd };
+                let region = if rand(2) == 0 {
+                    Region::Pud
+                } else {
+                    Region::Pmd
+                };
                 let pages = l.bounds(region).1 - l.bounds(region).0;
                 let p = page(&l, region, rand(pages / PAGE_SIZE));
                 if rand(3) == 0 {
@@ -312,8 +368,9 @@ mod tests {
                     match got {
                         Some(q) => assert!(free.remove(&q), "took {q:#x}, not free"),
                         None => assert!(
-                            !free.iter().any(|q| l.bounds(region).0 <= *q
-                                && *q < l.bounds(region).1),
+                            !free
+                                .iter()
+                                .any(|q| l.bounds(region).0 <= *q && *q < l.bounds(region).1),
                             "none taken while the region has free pages"
                         ),
                     }
@@ -325,12 +382,12 @@ mod tests {
                     };
                     assert_eq!(t.give_back(p), want);
                 }
-                let in_pmd = free.iter().filter(|q| **q >= l.bounds(Region::Pmd).0).count();
+                let in_pmd = free
+                    .iter()
+                    .filter(|q| **q >= l.bounds(Region::Pmd).0)
+                    .count();
                 assert_eq!(t.free_pages(Region::Pmd), in_pmd as u64);
-                assert_eq!(
-                    t.free_pages(Region::Pud),
-                    (free.len() - in_pmd) as u64
-                );
+                assert_eq!(t.free_pages(Region::Pud), (free.len() - in_pmd) as u64);
             }
         }
     }
@@ -344,6 +401,7 @@ mod tests {
         let layout = Layout::new(BASE, 1, 0, THREADS * PER).expect("fits");
         let n = FreeTables::<Vec<AtomicU32>>::links_needed(&layout);
         let (t, taker) = FreeTables::new(&layout, links(n)).expect("fits");
+        hand_out_all(&layout, &t);
         let t = Arc::new(t);
         let taker = Arc::new(Mutex::new(taker));
         let held = Arc::new(Mutex::new(BTreeSet::new()));

@@ -32,7 +32,7 @@ use crate::{
             FreeTables,
             Refused,
             Taker,
-            TAKEN, //
+            NEVER, //
         },
         Layout,
         PtAlloc,
@@ -197,12 +197,12 @@ impl Vm {
             .ok_or(ENOMEM)?;
         let layout = Layout::new(base, pgd_pages, pud_pages, pmd_pages).ok_or(ENOMEM)?;
 
-        // One link per pud and pmd page, all on no stack yet.
+        // One link per pud and pmd page, none handed out yet.
         let links = usize::try_from(FreeTables::<KVVec<AtomicU32>>::links_needed(&layout))
             .map_err(|_| ENOMEM)?;
         let mut link_vec = KVVec::with_capacity(links, GFP_KERNEL)?;
         for _ in 0..links {
-            link_vec.push(AtomicU32::new(TAKEN), GFP_KERNEL)?;
+            link_vec.push(AtomicU32::new(NEVER), GFP_KERNEL)?;
         }
         let (free, taker) = FreeTables::new(&layout, link_vec).ok_or(EINVAL)?;
 
@@ -265,6 +265,10 @@ impl Vm {
         }
 
         let mut locked = state.alloc.lock();
+        // A halted VM gets nothing, not even a table given back since.
+        if locked.ptalloc.halted() {
+            return None;
+        }
         let reused = if pages == 1 {
             state.free.take(region, &mut locked.taker)
         } else {
@@ -285,14 +289,16 @@ impl Vm {
         if need != Need::Fault && !alloc.has_room(region, pages) {
             return None;
         }
-        let was_halted = alloc.halted();
         let table = alloc.alloc_contiguous(region, pages);
-        // Only the halt's log line needs the region's size.
-        let halted_now = (!was_halted && alloc.halted()).then(|| alloc.region_pages(region));
+        // Not halted before (checked above): a halt now is this call's. Only its log line
+        // needs the region's size.
+        let halted_now = alloc.halted().then(|| alloc.region_pages(region));
         drop(locked);
 
         match table {
             Some(phys) => {
+                // A pud or pmd page may come back from now on; the root never does.
+                state.free.handed_out(phys);
                 state.stats.pages_in_use.add(u64::from(pages), Relaxed);
                 Some(phys)
             }
