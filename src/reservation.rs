@@ -90,7 +90,7 @@ impl Reservation {
     /// unless `phys` is a page of this reservation: only those are known to have a
     /// `struct page` for as long as `self` lives.
     pub(crate) fn page_count(&self, phys: u64) -> Option<i32> {
-        self.holds(phys)?;
+        self.holds(phys).then_some(())?;
         // SAFETY: `phys` is a page of this live reservation (checked just above), so it
         // has a `struct page` that stays while `self` is borrowed.
         Some(unsafe { ffi::nptpool_page_count(phys) })
@@ -104,7 +104,7 @@ impl Reservation {
     /// Nothing else reads or writes the page meanwhile: KVM gave it back, and the caller
     /// hands it out only after this returns.
     pub(crate) unsafe fn clear_page(&self, phys: u64) -> Option<()> {
-        self.holds(phys)?;
+        self.holds(phys).then_some(())?;
         // SAFETY: a page of this live reservation (checked just above), mapped in the
         // kernel's linear map like all of it; nobody else uses it, by this function's
         // safety requirements.
@@ -112,13 +112,15 @@ impl Reservation {
         Some(())
     }
 
-    /// `Some` if `phys` is the address of a page of this reservation.
-    fn holds(&self, phys: u64) -> Option<()> {
-        let page_size = u64::try_from(PAGE_SIZE).ok()?;
+    /// Whether `phys` is the address of a page of this reservation.
+    pub(crate) fn holds(&self, phys: u64) -> bool {
+        let Ok(page_size) = u64::try_from(PAGE_SIZE) else {
+            return false;
+        };
         // By the type invariant `self.phys` is page aligned, so the offset is exactly when
         // `phys` is.
-        let offset = phys.checked_sub(self.phys)?;
-        (offset % page_size == 0 && offset / page_size < self.pages).then_some(())
+        phys.checked_sub(self.phys)
+            .is_some_and(|offset| offset % page_size == 0 && offset / page_size < self.pages)
     }
 }
 

@@ -329,7 +329,7 @@ impl Vm {
                 state.stats.pages_in_use.fetch_sub(1, Relaxed);
             }
             // The root's pages, as KVM tears the tables down: never reused.
-            Err(Refused::NotReusable) if state.reservation.page_count(phys).is_some() => {}
+            Err(Refused::NotReusable) if state.reservation.holds(phys) => {}
             Err(e) => pr_err!(
                 "{}: KVM gave back 0x{:x}, not kept: {:?}\n",
                 &*state.name,
