@@ -19,8 +19,10 @@
  * Asserted: the pmd region's used pages never exceed those after the first of -n cycles
  * (dirty: each cycle waits for the previous one's tables to come back, where the region
  * has room for more; where it has none, the faults wait for them and the VM must not
- * halt), the guest's writes land in the memslot (a reused table is empty), the VM never
- * halts, and the tables given back show in debugfs ("free").  Needs nptpool loaded;
+ * halt), the pud and pmd pages ever handed out stay within the bound debugfs computes from
+ * the memslots ("footprint"; dirty: the pages not given back, once the grace period of
+ * the last cycle's is over), the guest's writes land in the memslot (a reused table is
+ * empty), the VM never halts, and the tables given back show in debugfs ("free").  Needs nptpool loaded;
  * dirty needs -b free huge pages.
  */
 #include <stdio.h>
@@ -138,6 +140,38 @@ static u64 wait_free(struct reuse_vm *r, u64 pages)
 	return ms;
 }
 
+/*
+ * Wait until the pages not given back fit the bound again: the tables the last cycle
+ * unlinked come back after their grace period.  Gives up after 5 s.
+ */
+static void wait_in_use(struct reuse_vm *r)
+{
+	int ms;
+
+	for (ms = 0; ms < 5000; ms += 10) {
+		read_footprint(&r->pool);
+		if (r->pool.in_use[PUD] <= r->pool.bound[PUD] &&
+		    r->pool.in_use[PMD] <= r->pool.bound[PMD])
+			return;
+		usleep(10 * 1000);
+	}
+}
+
+/* Whether @pages (per region) exceed @p's bound, and which. */
+static bool check_bound(const struct pool *p, const u64 pages[NR_REGIONS], u64 cycle)
+{
+	int reg;
+
+	for (reg = PUD; reg < NR_REGIONS; reg++) {
+		if (pages[reg] <= p->bound[reg])
+			continue;
+		ksft_print_msg("cycle %lu: %s region: %lu pages over the bound of %lu for %lu bytes of memslots\n",
+			       cycle + 1, region_names[reg], pages[reg], p->bound[reg], p->memory);
+		return true;
+	}
+	return false;
+}
+
 /* Make KVM give up the slot's tables, as `mode` does; `cycle` counts from 0. */
 static void give_up(struct reuse_vm *r, enum mode mode, u64 chunk, u64 cycle)
 {
@@ -169,8 +203,8 @@ static void give_up(struct reuse_vm *r, enum mode mode, u64 chunk, u64 cycle)
 static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 {
 	u64 first = 0, most = 0, freed_seen = 0, c, allowed;
+	bool halted = false, over_bound = false;
 	struct reuse_vm r = {};
-	bool halted = false;
 
 	NPTPOOL_REQUIRE();
 	/* HugePages_Free is a count, of Hugepagesize KiB each. */
@@ -179,7 +213,7 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 		ksft_exit_skip("%lu free huge pages of %lu KiB, %lu blocks of %lu KiB needed (HUGEPAGES=)\n",
 			       meminfo_kib("HugePages_Free"), meminfo_kib("Hugepagesize"), blocks,
 			       nptpool_table_span(3) >> 10);
-	ksft_set_plan(3);
+	ksft_set_plan(4);
 	reuse_vm_create(&r, mode, blocks);
 	if (mode == DIRTY) {
 		/* Mapped as blocks first, then logged: the cycles' writes split them. */
@@ -190,6 +224,17 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 	for (c = 0; c < cycles; c++) {
 		guest_writes(&r, mode == MOVE && c % 2 ? TEST_GVA2 : TEST_GVA, 0);
 		read_pool(&r.pool);
+		read_footprint(&r.pool);
+		/*
+		 * Without tables in a grace period (all but dirty logging give tables back
+		 * at once), the pages ever handed out stay within what the memslots can
+		 * need at once; with them, the pages not given back do once they are back.
+		 */
+		if (mode == DIRTY && c)
+			wait_in_use(&r);
+		if (!over_bound)
+			over_bound = check_bound(&r.pool, mode == DIRTY ? r.pool.in_use : r.pool.used,
+						 c);
 		if (!c)
 			first = r.pool.used[PMD];
 		if (r.pool.used[PMD] > most)
@@ -224,6 +269,11 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 		ksft_test_result(c == cycles && first + blocks >= r.pool.pages[PMD],
 				 "%s: all %lu cycles ran with a pmd region of %lu pages, too small for two cycles' tables (%lu after the first)\n",
 				 mode_names[mode], cycles, r.pool.pages[PMD], first);
+	ksft_test_result(!over_bound,
+			 "%s: pud and pmd pages %s stay within the memslots' bound (last: pud %lu of %lu, pmd %lu of %lu)\n",
+			 mode_names[mode], mode == DIRTY ? "not given back" : "ever used",
+			 mode == DIRTY ? r.pool.in_use[PUD] : r.pool.used[PUD], r.pool.bound[PUD],
+			 mode == DIRTY ? r.pool.in_use[PMD] : r.pool.used[PMD], r.pool.bound[PMD]);
 	ksft_test_result(!halted, "the VM never halts\n");
 	if (mode == DIRTY) {
 		/* The last cycle's tables were unlinked: they come back after a grace period. */

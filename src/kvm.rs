@@ -1,23 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The typed Rust side of the KVM boundary with `nptpool_kvm.c` (see `nptpool_kvm.h`):
-//! the host mode, nptpool's registration with KVM, and the callbacks KVM reaches through
-//! the C shim. The top of the module's layers: it calls into `vm.rs`, nothing below calls
-//! back up.
+//! the host mode, nptpool's registration with KVM, the callbacks KVM reaches through the
+//! C shim, and a VM's memslots. The top of the module's layers: it calls into `vm.rs`,
+//! which calls back up only to read the memslots of the VM it serves ([`VmMemslots`]).
 
 use core::ffi::c_void;
 
 use kernel::{
+    alloc::KVVec,
     error::to_result,
     ffi::c_int,
     prelude::*,
     types::ForeignOwnable, //
 };
 
-use crate::vm::{
-    Context,
-    Need,
-    Vm, //
+use crate::{
+    ptalloc::footprint::Range,
+    vm::{
+        Context,
+        Need,
+        Vm, //
+    },
 };
 
 mod ffi {
@@ -44,11 +48,14 @@ mod ffi {
         pub(super) fn nptpool_kvm_host_mode() -> c_int;
         pub(super) fn nptpool_kvm_register(ctx: *const c_void) -> c_int;
         pub(super) fn nptpool_kvm_unregister();
+        pub(super) fn nptpool_kvm_memslots(kvm: *const c_void, ranges: *mut u64, len: u64) -> u64;
     }
 
     /// What KVM tells nptpool about a new VM: `struct nptpool_vm_info`.
     #[repr(C)]
     pub(crate) struct VmInfo {
+        /// The VM's `struct kvm`, for [`super::VmMemslots`].
+        pub(crate) kvm: *const c_void,
         /// The VMM's process id, to name the VM in logs and debugfs.
         pub(crate) pid: i32,
         /// The stage-2 start level KVM picked for the VM's IPA size.
@@ -60,10 +67,11 @@ mod ffi {
     // The layout of `struct nptpool_vm_info`, pinned to the numbers nptpool_kvm.c pins
     // the C struct to: a change to either definition fails its own side's build until
     // its numbers change, and those numbers are the other side's too.
-    const _: () = assert!(offset_of!(VmInfo, pid) == 0);
-    const _: () = assert!(offset_of!(VmInfo, start_level) == 4);
-    const _: () = assert!(offset_of!(VmInfo, pgd_pages) == 8);
-    const _: () = assert!(size_of::<VmInfo>() == 12);
+    const _: () = assert!(offset_of!(VmInfo, kvm) == 0);
+    const _: () = assert!(offset_of!(VmInfo, pid) == 8);
+    const _: () = assert!(offset_of!(VmInfo, start_level) == 12);
+    const _: () = assert!(offset_of!(VmInfo, pgd_pages) == 16);
+    const _: () = assert!(size_of::<VmInfo>() == 24);
     const _: () = assert!(size_of::<*mut c_void>() == 8);
 }
 
@@ -135,6 +143,51 @@ impl Drop for Registration {
     }
 }
 
+/// The memslots of the VM a pool serves, read for debugfs.
+///
+/// # Invariants
+///
+/// `kvm` is the `struct kvm` of the VM whose `vm_init` created the pool that holds this,
+/// and it lives as long as the pool: KVM calls `vm_destroy` before it frees the VM.
+pub(crate) struct VmMemslots {
+    kvm: *const c_void,
+}
+
+// SAFETY: an address that `nptpool_kvm_memslots` reads under the VM's SRCU, from any
+// thread; nothing here is tied to the thread that created it.
+unsafe impl Send for VmMemslots {}
+// SAFETY: as for `Send`: reading through `&VmMemslots` only takes the VM's SRCU.
+unsafe impl Sync for VmMemslots {}
+
+impl VmMemslots {
+    /// The guest-physical ranges KVM may map in the VM's stage-2 now: its memslots, and
+    /// the device range KVM maps itself for a GICv2 guest. A snapshot, for debugfs. May
+    /// sleep.
+    pub(crate) fn ranges(&self) -> Result<KVVec<Range>> {
+        // Pairs of start and length; QEMU declares a handful of memslots.
+        let mut len: u64 = 16;
+        loop {
+            let words = usize::try_from(len.checked_mul(2).ok_or(ENOMEM)?)?;
+            let mut buf = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
+            // SAFETY: `kvm` lives as long as the pool (type invariant), and so does
+            // `self`; `buf` has room for `len` pairs.
+            let n = unsafe { ffi::nptpool_kvm_memslots(self.kvm, buf.as_mut_ptr(), len) };
+            if n > len {
+                // Memslots were added meanwhile: read them again, all of them.
+                len = n;
+                continue;
+            }
+            let mut ranges = KVVec::with_capacity(usize::try_from(n)?, GFP_KERNEL)?;
+            for pair in buf.chunks_exact(2).take(usize::try_from(n)?) {
+                if let [start, len] = *pair {
+                    ranges.push(Range { start, len }, GFP_KERNEL)?;
+                }
+            }
+            return Ok(ranges);
+        }
+    }
+}
+
 /// KVM's `vm_init`, through the C shim: set up a VM's pool.
 ///
 /// # Safety
@@ -152,7 +205,9 @@ pub(crate) unsafe extern "C" fn nptpool_vm_create(
     let ctx = unsafe { &*ctx.cast::<Context>() };
     // SAFETY: valid for reads by the function's safety requirements.
     let info = unsafe { &*info };
-    match Vm::create(ctx, info.pid, info.start_level, info.pgd_pages) {
+    // INVARIANT: `info.kvm` is the VM KVM creates the pool for, which outlives it.
+    let memslots = VmMemslots { kvm: info.kvm };
+    match Vm::create(ctx, memslots, info.pid, info.start_level, info.pgd_pages) {
         Ok(new) => {
             // SAFETY: valid for writes by the function's safety requirements.
             unsafe { *vm = new.into_foreign() };

@@ -13,6 +13,7 @@
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
+#include <linux/sizes.h>
 #include <linux/stddef.h>
 #include <linux/string.h>
 #include <asm/kvm_mmu.h>
@@ -28,13 +29,15 @@
 static_assert(NPTPOOL_HOST_VHE == 1);
 static_assert(NPTPOOL_HOST_NVHE == 2);
 static_assert(NPTPOOL_HOST_PROTECTED == 3);
-static_assert(offsetof(struct nptpool_vm_info, pid) == 0);
+static_assert(offsetof(struct nptpool_vm_info, kvm) == 0);
+static_assert(sizeof_field(struct nptpool_vm_info, kvm) == 8);
+static_assert(offsetof(struct nptpool_vm_info, pid) == 8);
 static_assert(sizeof_field(struct nptpool_vm_info, pid) == 4);
-static_assert(offsetof(struct nptpool_vm_info, start_level) == 4);
+static_assert(offsetof(struct nptpool_vm_info, start_level) == 12);
 static_assert(sizeof_field(struct nptpool_vm_info, start_level) == 1);
-static_assert(offsetof(struct nptpool_vm_info, pgd_pages) == 8);
+static_assert(offsetof(struct nptpool_vm_info, pgd_pages) == 16);
 static_assert(sizeof_field(struct nptpool_vm_info, pgd_pages) == 4);
-static_assert(sizeof(struct nptpool_vm_info) == 12);
+static_assert(sizeof(struct nptpool_vm_info) == 24);
 static_assert(KVM_S2_TABLE_BEST_EFFORT == 0);
 static_assert(KVM_S2_TABLE_FAULT_RETRY == 1);
 static_assert(KVM_S2_TABLE_FAULT == 2);
@@ -60,6 +63,7 @@ static void *nptpool_kvm_vm_init(struct kvm *kvm, s8 start_level,
 				 unsigned int pgd_pages)
 {
 	struct nptpool_vm_info info = {
+		.kvm = kvm,
 		.pid = task_tgid_nr(current),
 		.start_level = start_level,
 		.pgd_pages = pgd_pages,
@@ -235,6 +239,46 @@ void nptpool_pool_release(u64 phys, u64 pages)
 void nptpool_page_clear(u64 phys)
 {
 	clear_page(phys_to_virt(phys));
+}
+
+/*
+ * For debugfs: the guest-physical ranges KVM may map in @kvm's stage-2, in bytes, as
+ * start and length pairs into @ranges, which has room for @len pairs: each memslot's, and
+ * the GICv2 CPU interface that KVM maps itself once the vGIC is ready (without checking
+ * whether this host traps it instead: a bound may be high, never low).  Returns how many
+ * ranges there are, which may exceed @len.  A snapshot: memslots may change as soon as
+ * the SRCU read ends.  @kvm lives while its pool does, and the pool's debugfs files go
+ * before it.
+ */
+u64 nptpool_kvm_memslots(const void *vm_kvm, u64 *ranges, u64 len)
+{
+	struct kvm *kvm = (struct kvm *)vm_kvm;
+	struct vgic_dist *dist = &kvm->arch.vgic;
+	struct kvm_memory_slot *slot;
+	int as, bkt, idx;
+	u64 n = 0;
+
+	idx = srcu_read_lock(&kvm->srcu);
+	for (as = 0; as < kvm_arch_nr_memslot_as_ids(kvm); as++) {
+		kvm_for_each_memslot(slot, bkt, __kvm_memslots(kvm, as)) {
+			if (n < len) {
+				ranges[2 * n] = gfn_to_gpa(slot->base_gfn);
+				ranges[2 * n + 1] = (u64)slot->npages << PAGE_SHIFT;
+			}
+			n++;
+		}
+	}
+	srcu_read_unlock(&kvm->srcu, idx);
+
+	if (READ_ONCE(dist->ready) &&
+	    READ_ONCE(dist->vgic_model) == KVM_DEV_TYPE_ARM_VGIC_V2) {
+		if (n < len) {
+			ranges[2 * n] = READ_ONCE(dist->vgic_cpu_base);
+			ranges[2 * n + 1] = KVM_VGIC_V2_CPU_SIZE - SZ_4K;
+		}
+		n++;
+	}
+	return n;
 }
 
 /* For debugfs: 1, the pool's own reference, plus KVM's (and anyone else's) on the page. */

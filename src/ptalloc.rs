@@ -23,6 +23,10 @@
 #[path = "recycle.rs"]
 pub mod recycle;
 
+// The bound on what a VM's memslots can make KVM hold at once, shown beside the regions.
+#[path = "footprint.rs"]
+pub mod footprint;
+
 /// log2 of the unit the pool is carved in: the kernel's page, as KVM's tables are pages.
 /// The kernel build sets the page-size cfg from its `.config`; the host tests build this
 /// file once per granule with the same cfg, and the module checks at build time that the

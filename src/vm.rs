@@ -27,7 +27,12 @@ use kernel::{
 };
 
 use crate::{
+    kvm::VmMemslots,
     ptalloc::{
+        footprint::{
+            footprint,
+            Footprint, //
+        },
         recycle::{
             FreeTables,
             Refused,
@@ -104,6 +109,8 @@ struct Locked {
 struct VmState {
     name: CString,
     start_level: i8,
+    /// The VM's memslots, for the footprint its debugfs shows.
+    memslots: VmMemslots,
     /// The pool's memory. Released with the state, after the debugfs files that read it.
     reservation: Reservation,
     stats: Arc<Stats>,
@@ -151,6 +158,7 @@ impl Vm {
     /// VM's IPA size and `pgd_pages` the number of concatenated pages of its root.
     pub(crate) fn create(
         ctx: &Context,
+        memslots: VmMemslots,
         pid: i32,
         start_level: i8,
         pgd_pages: u32,
@@ -215,6 +223,7 @@ impl Vm {
         let state = pin_init!(VmState {
             name,
             start_level,
+            memslots,
             reservation,
             stats: ctx.stats.clone(),
             free,
@@ -232,6 +241,7 @@ impl Vm {
                     dir.read_callback_file(c"regions", state, &VmState::write_regions);
                     dir.read_callback_file(c"tables", state, &VmState::write_tables);
                     dir.read_callback_file(c"halted", state, &VmState::write_halted);
+                    dir.read_callback_file(c"footprint", state, &VmState::write_footprint);
                 }),
             }),
             GFP_KERNEL,
@@ -401,6 +411,47 @@ impl VmState {
             }
         }
         Ok(())
+    }
+
+    /// The pool against the memory it maps: the memslots, the bound on the tables they
+    /// can make KVM hold at once (`ptalloc/footprint.rs`), the tables handed out now, and
+    /// the reservation. Ratios are memory over bytes, as `1/N`.
+    fn write_footprint(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ranges = self.memslots.ranges().map_err(|_| fmt::Error)?;
+        let memory = ranges
+            .iter()
+            .try_fold(0u64, |sum, r| sum.checked_add(r.len))
+            .ok_or(fmt::Error)?;
+        let bound: Footprint = footprint(&mut ranges, self.start_level).ok_or(fmt::Error)?;
+        let alloc = self.snapshot();
+        let ratio = |bytes: u64| memory.checked_div(bytes).unwrap_or(0);
+        let bound_pages = bound.pud.saturating_add(bound.pmd);
+        let bound_bytes = bound_pages.saturating_mul(PAGE_SIZE);
+        writeln!(f, "memory ranges={} bytes={}", ranges.len(), memory)?;
+        writeln!(
+            f,
+            "bound pud={} pmd={} bytes={} ratio=1/{}",
+            bound.pud,
+            bound.pmd,
+            bound_bytes,
+            ratio(bound_bytes)
+        )?;
+        let in_use = |r: Region| alloc.used_pages(r).saturating_sub(self.free.free_pages(r));
+        writeln!(
+            f,
+            "in_use pud={} pmd={}",
+            in_use(Region::Pud),
+            in_use(Region::Pmd)
+        )?;
+        let pool_bytes = self.reservation.pages().saturating_mul(PAGE_SIZE);
+        writeln!(
+            f,
+            "pool pud={} pmd={} bytes={} ratio=1/{}",
+            alloc.region_pages(Region::Pud),
+            alloc.region_pages(Region::Pmd),
+            pool_bytes,
+            ratio(pool_bytes)
+        )
     }
 
     fn write_halted(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

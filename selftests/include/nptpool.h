@@ -75,11 +75,18 @@ struct pool {
 	u64 rstart[NR_REGIONS], rend[NR_REGIONS], pages[NR_REGIONS], used[NR_REGIONS];
 	/* Of the used pages, those KVM gave back, kept for the region's next tables */
 	u64 free[NR_REGIONS];
+	/*
+	 * From `footprint`: the memory KVM may map (memslots), the tables that mapping all
+	 * of it page by page takes (the bound on what KVM holds at once, root excluded), and
+	 * the tables handed out and not given back now.
+	 */
+	u64 memory, bound[NR_REGIONS], in_use[NR_REGIONS];
 };
 
 long newest_vm_id_of(pid_t pid, char *dir, size_t len, bool may_be_unloaded);
 long newest_vm_id(char *dir, size_t len);
 void read_pool(struct pool *p);
+void read_footprint(struct pool *p);
 int start_level(const struct pool *p);
 bool tables_in_regions(const struct pool *p, u64 live[NR_REGIONS]);
 int read_halted(const char *vm_dir);

@@ -300,6 +300,39 @@ void read_pool(struct pool *p)
 		nptpool_die("cannot parse %s\n", path);
 }
 
+/* Parse the `footprint` file of the VM directory p->dir. */
+void read_footprint(struct pool *p)
+{
+	unsigned long long a, b;
+	char path[352], line[256];
+	int seen = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/footprint", p->dir);
+	f = fopen(path, "r");
+	if (!f)
+		nptpool_die("open %s: %s\n", path, strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "memory ranges=%*u bytes=%llu", &a) == 1) {
+			p->memory = a;
+			seen++;
+		} else if (sscanf(line, "bound pud=%llu pmd=%llu", &a, &b) == 2) {
+			p->bound[PGD] = 0;
+			p->bound[PUD] = a;
+			p->bound[PMD] = b;
+			seen++;
+		} else if (sscanf(line, "in_use pud=%llu pmd=%llu", &a, &b) == 2) {
+			p->in_use[PGD] = 0;
+			p->in_use[PUD] = a;
+			p->in_use[PMD] = b;
+			seen++;
+		}
+	}
+	fclose(f);
+	if (seen != 3)
+		nptpool_die("cannot parse %s\n", path);
+}
+
 /* The stage-2 start level nptpool saw for the VM (first line of `regions`). */
 int start_level(const struct pool *p)
 {
