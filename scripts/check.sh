@@ -101,6 +101,10 @@ echo "== harness tests"
 # A KASAN kernel (make check-debug) runs guests several times slower: scale timeouts.
 scale=1
 grep -q '^CONFIG_KASAN=y' "$kdir/.config" && scale=4
+# The debug kernel poisons freed pages (qemu-config/debug.config): pools start full of
+# 0xaa, so a table handed out without zeroing cannot go unnoticed there.
+poison=
+grep -q '^CONFIG_PAGE_POISONING=y' "$kdir/.config" && poison=page_poison=1
 
 # guest_run NAME KERNEL_ARGS LIST...: one boot running the lists, then the kernel log
 # check; failures are shown.  The log buffer is sized so no report scrolls out of it.
@@ -109,7 +113,7 @@ guest_run() {
 	shift 2
 	echo "== guest selftests ($name host: $*)"
 	GUEST_LOG=$out/guest-$name.log TIMEOUT=$((${CHECK_TIMEOUT:-2400} * scale)) SMP=2 MEM=2G \
-		HUGEPAGES=${HUGEPAGES:-64} KERNEL_ARGS="log_buf_len=8M $args" \
+		HUGEPAGES=${HUGEPAGES:-64} KERNEL_ARGS="log_buf_len=8M $poison $args" \
 		guest "TIMEOUT_SCALE=$scale /selftests/run_tests.sh $* /selftests/kernel_log.list"
 	rc=$?
 	grep -E '^not ok [0-9]+ ' "$out/guest-$name.log"

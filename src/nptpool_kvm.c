@@ -114,9 +114,10 @@ void nptpool_kvm_unregister(void)
 }
 
 /*
- * A zeroed, physically contiguous pool of at least @pages pages, charged to the caller's
- * memory cgroup and counted in SecPageTables like stock stage-2 tables; *@reserved is
- * how many it holds.
+ * A physically contiguous pool of at least @pages pages, charged to the caller's memory
+ * cgroup and counted in SecPageTables like stock stage-2 tables; *@reserved is how many
+ * it holds.  Not zeroed: vm.rs zeroes each page as it hands it out, so a VM pays for the
+ * tables it uses, as with stock KVM's memcache, not for its whole pool at creation.
  *
  * Pools the buddy allocator can serve are one whole block of the order that fits them:
  * freed, the block merges again.  Trimming it to size, as alloc_pages_exact() does,
@@ -138,8 +139,7 @@ static u64 nptpool_pool_footprint(u64 pages)
 
 int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged)
 {
-	const gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_RETRY_MAYFAIL |
-			  __GFP_NOWARN;
+	const gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN;
 	struct page *page;
 	unsigned int order;
 
@@ -235,7 +235,7 @@ void nptpool_pool_release(u64 phys, u64 pages)
 	free_contig_range(PHYS_PFN(phys), pages);
 }
 
-/* A table KVM gave back, before it is handed out again: no one else uses it. */
+/* A page before it is handed out as a table, fresh or given back: no one else uses it. */
 void nptpool_page_clear(u64 phys)
 {
 	clear_page(phys_to_virt(phys));

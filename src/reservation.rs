@@ -35,8 +35,9 @@ mod ffi {
     }
 }
 
-/// A zeroed, physically contiguous range of pages counted in `SecPageTables` and charged
-/// to the reserving task's memory cgroup, whatever its size.
+/// A physically contiguous range of pages counted in `SecPageTables` and charged to the
+/// reserving task's memory cgroup, whatever its size. Not zeroed: each page is, as it
+/// becomes a table ([`Reservation::clear_page`]).
 ///
 /// # Invariants
 ///
@@ -101,8 +102,8 @@ impl Reservation {
     ///
     /// # Safety
     ///
-    /// Nothing else reads or writes the page meanwhile: KVM gave it back, and the caller
-    /// hands it out only after this returns.
+    /// Nothing else reads or writes the page meanwhile: it was never handed out, or KVM
+    /// gave it back, and the caller hands it out only after this returns.
     pub(crate) unsafe fn clear_page(&self, phys: u64) -> Option<()> {
         self.holds(phys).then_some(())?;
         // SAFETY: a page of this live reservation (checked just above), mapped in the

@@ -254,8 +254,8 @@ impl Vm {
     }
 
     /// A table for `level`: `pages` pages, more than one only for a root of concatenated
-    /// pages. A single page comes from the tables KVM gave back to the region if it has
-    /// any, zeroed again, else fresh from the spec's allocator. For a [`Need::Fault`],
+    /// pages, zeroed. A single page comes from the tables KVM gave back to the region if
+    /// it has any, else fresh from the spec's allocator. For a [`Need::Fault`],
     /// `None` once the region for `level` is exhausted, which halts the VM for good; for
     /// the other needs, `None` while the region has no room, which changes nothing. Runs
     /// under `kvm->mmu_lock`: does not sleep.
@@ -307,6 +307,16 @@ impl Vm {
 
         match table {
             Some(phys) => {
+                // The pool is reserved unzeroed: a VM pays for zeroing the tables it uses,
+                // once each, not for its whole pool when it is created.
+                for page in 0..u64::from(pages) {
+                    let at = page
+                        .checked_mul(PAGE_SIZE)
+                        .and_then(|o| phys.checked_add(o))?;
+                    // SAFETY: the spec's allocator handed the page out, for the first time,
+                    // to this call alone: nobody else has it before it is returned.
+                    unsafe { state.reservation.clear_page(at) }?;
+                }
                 // A pud or pmd page may come back from now on; the root never does.
                 state.free.handed_out(phys);
                 state.stats.pages_in_use.add(u64::from(pages), Relaxed);
