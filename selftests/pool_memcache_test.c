@@ -9,7 +9,7 @@
  * first KVM_RUN of vCPU 1, whose guest touches -n pages one last-level table apart, in
  * host memory already populated, runs with fail-nth armed on the thread's first page
  * allocation: KVM_RUN must succeed, pass no fault-injection point, and take a table from
- * the pool's pmd region for each touch.  With -s, nptpool unloaded, the same run on stock
+ * the pool's pmd region for each touch; SecPageTables is then exactly the pool.  With -s, nptpool unloaded, the same run on stock
  * KVM must fail with ENOMEM at the vCPU's memcache top-up (to show that the check bites).
  * SKIP without page allocation fault injection.
  */
@@ -35,7 +35,9 @@ static void test_memcache(u64 count, bool stock)
 	struct ucall uc;
 	int nth, err, v;
 	long before = -1;
+	struct counters c;
 	bool injected;
+	u64 sec_kib;
 	gpa_t gpa;
 
 	if (access(FAIL_PAGE_ALLOC, F_OK) || access("/proc/thread-self/fail-nth", F_OK))
@@ -44,7 +46,7 @@ static void test_memcache(u64 count, bool stock)
 		ksft_exit_fail_msg("-s is for stock KVM: unload nptpool first\n");
 	if (!stock)
 		NPTPOOL_REQUIRE();
-	ksft_set_plan(stock ? 2 : 3);
+	ksft_set_plan(stock ? 2 : 4);
 	if (!stock)
 		before = newest_vm_id(NULL, 0);
 
@@ -113,6 +115,16 @@ static void test_memcache(u64 count, bool stock)
 		ksft_test_result(pool.used[PMD] - pmd_before >= count,
 				 "its faults took their tables from the pool (%lu pmd-region pages for %lu touches)\n",
 				 pool.used[PMD] - pmd_before, count);
+		/*
+		 * The pool is the VM's only stage-2 memory: stock KVM counts each table it
+		 * takes from a memcache in SecPageTables, nptpool the pool as it reserves it.
+		 * The runner checks SecPageTables is 0 between tests, so this VM is all of it.
+		 */
+		counters_read(&c);
+		sec_kib = meminfo_kib("SecPageTables");
+		ksft_test_result(c.vms == 1 && sec_kib == pool.reserved_pages * (nptpool_page_size() >> 10),
+				 "SecPageTables %lu KiB is the VM's pool, %lu pages of %lu KiB (%lu VMs with a pool)\n",
+				 sec_kib, pool.reserved_pages, nptpool_page_size() >> 10, c.vms);
 	}
 	kvm_vm_free(vm);
 }

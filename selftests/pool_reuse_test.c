@@ -157,6 +157,51 @@ static void wait_in_use(struct reuse_vm *r)
 	}
 }
 
+/*
+ * The bound that debugfs should show, computed here from the selftest library's own list
+ * of the VM's memslots (no GICv2 in these VMs): at each level below the root, the
+ * aligned spans of one table that some memslot touches, a shared span counted once.
+ */
+static void expected_bound(struct reuse_vm *r, u64 bound[NR_REGIONS])
+{
+	u64 start[16], end[16], first, last, prev, t;
+	struct userspace_mem_region *region;
+	int top = start_level(&r->pool), level, n = 0, i, j, ctr;
+	bool counted;
+
+	hash_for_each(r->vm->regions.slot_hash, ctr, region, slot_node) {
+		TEST_ASSERT(n < 16, "more memslots than this test makes");
+		start[n] = region->region.guest_phys_addr;
+		end[n++] = region->region.guest_phys_addr + region->region.memory_size;
+	}
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && start[j - 1] > start[j]; j--) {
+			t = start[j], start[j] = start[j - 1], start[j - 1] = t;
+			t = end[j], end[j] = end[j - 1], end[j - 1] = t;
+		}
+	memset(bound, 0, NR_REGIONS * sizeof(*bound));
+	for (level = top + 1; level <= 3; level++) {
+		u64 span = nptpool_table_span(level), tables = 0;
+
+		counted = false;
+		prev = 0;
+		for (i = 0; i < n; i++) {
+			if (end[i] == start[i])
+				continue;
+			first = start[i] / span;
+			last = (end[i] - 1) / span;
+			if (counted && first <= prev)
+				first = prev + 1;
+			if (first <= last)
+				tables += last - first + 1;
+			if (!counted || last > prev)
+				prev = last;
+			counted = true;
+		}
+		bound[level == top + 1 && level < 3 ? PUD : PMD] += tables;
+	}
+}
+
 /* Whether @pages (per region) exceed @p's bound, and which. */
 static bool check_bound(const struct pool *p, const u64 pages[NR_REGIONS], u64 cycle)
 {
@@ -202,8 +247,8 @@ static void give_up(struct reuse_vm *r, enum mode mode, u64 chunk, u64 cycle)
 
 static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 {
-	u64 first = 0, most = 0, freed_seen = 0, c, allowed;
-	bool halted = false, over_bound = false;
+	u64 first = 0, most = 0, freed_seen = 0, c, allowed, expected[NR_REGIONS];
+	bool halted = false, over_bound = false, bound_right = true;
 	struct reuse_vm r = {};
 
 	NPTPOOL_REQUIRE();
@@ -213,7 +258,7 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 		ksft_exit_skip("%lu free huge pages of %lu KiB, %lu blocks of %lu KiB needed (HUGEPAGES=)\n",
 			       meminfo_kib("HugePages_Free"), meminfo_kib("Hugepagesize"), blocks,
 			       nptpool_table_span(3) >> 10);
-	ksft_set_plan(4);
+	ksft_set_plan(5);
 	reuse_vm_create(&r, mode, blocks);
 	if (mode == DIRTY) {
 		/* Mapped as blocks first, then logged: the cycles' writes split them. */
@@ -225,6 +270,23 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 		guest_writes(&r, mode == MOVE && c % 2 ? TEST_GVA2 : TEST_GVA, 0);
 		read_pool(&r.pool);
 		read_footprint(&r.pool);
+		expected_bound(&r, expected);
+		if (r.pool.bound[PUD] != expected[PUD] || r.pool.bound[PMD] != expected[PMD]) {
+			if (bound_right)
+				ksft_print_msg("cycle %lu: debugfs bound pud %lu pmd %lu, from the memslots pud %lu pmd %lu\n",
+					       c + 1, r.pool.bound[PUD], r.pool.bound[PMD],
+					       expected[PUD], expected[PMD]);
+			bound_right = false;
+		}
+		/*
+		 * Before the grace period of the last cycle's tables: they add at most one
+		 * cycle's tables to what the memslots need.
+		 */
+		if (mode == DIRTY && !over_bound && r.pool.in_use[PMD] > r.pool.bound[PMD] + blocks) {
+			ksft_print_msg("cycle %lu: %lu pmd pages in use, over the bound %lu plus %lu in a grace period\n",
+				       c + 1, r.pool.in_use[PMD], r.pool.bound[PMD], blocks);
+			over_bound = true;
+		}
 		/*
 		 * Without tables in a grace period (all but dirty logging give tables back
 		 * at once), the pages ever handed out stay within what the memslots can
@@ -269,6 +331,9 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 		ksft_test_result(c == cycles && first + blocks >= r.pool.pages[PMD],
 				 "%s: all %lu cycles ran with a pmd region of %lu pages, too small for two cycles' tables (%lu after the first)\n",
 				 mode_names[mode], cycles, r.pool.pages[PMD], first);
+	ksft_test_result(bound_right,
+			 "%s: debugfs's bound is what the memslots need, every cycle (last: pud %lu, pmd %lu for %lu bytes)\n",
+			 mode_names[mode], r.pool.bound[PUD], r.pool.bound[PMD], r.pool.memory);
 	ksft_test_result(!over_bound,
 			 "%s: pud and pmd pages %s stay within the memslots' bound (last: pud %lu of %lu, pmd %lu of %lu)\n",
 			 mode_names[mode], mode == DIRTY ? "not given back" : "ever used",

@@ -36,9 +36,10 @@ pub struct Range {
 /// excluded (its size is fixed when the VM is created).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Footprint {
-    /// Tables one level below the root.
+    /// The pud region's tables: one level below the root, unless that is the last
+    /// level (a two-level stage-2 has no pud region).
     pub pud: u64,
-    /// The tables below those, down to the last level.
+    /// The pmd region's tables: every level below the pud region's, down to the last.
     pub pmd: u64,
 }
 

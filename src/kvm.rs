@@ -48,14 +48,14 @@ mod ffi {
         pub(super) fn nptpool_kvm_host_mode() -> c_int;
         pub(super) fn nptpool_kvm_register(ctx: *const c_void) -> c_int;
         pub(super) fn nptpool_kvm_unregister();
-        pub(super) fn nptpool_kvm_memslots(kvm: *const c_void, ranges: *mut u64, len: u64) -> u64;
+        pub(super) fn nptpool_kvm_memslots(kvm: *mut c_void, ranges: *mut u64, len: u64) -> u64;
     }
 
     /// What KVM tells nptpool about a new VM: `struct nptpool_vm_info`.
     #[repr(C)]
     pub(crate) struct VmInfo {
         /// The VM's `struct kvm`, for [`super::VmMemslots`].
-        pub(crate) kvm: *const c_void,
+        pub(crate) kvm: *mut c_void,
         /// The VMM's process id, to name the VM in logs and debugfs.
         pub(crate) pid: i32,
         /// The stage-2 start level KVM picked for the VM's IPA size.
@@ -147,16 +147,18 @@ impl Drop for Registration {
 ///
 /// # Invariants
 ///
-/// `kvm` is the `struct kvm` of the VM whose `vm_init` created the pool that holds this,
-/// and it lives as long as the pool: KVM calls `vm_destroy` before it frees the VM.
+/// `kvm` is the `struct kvm` of the VM whose `vm_init` created the pool that holds this;
+/// it, its memslots and its SRCU stay usable as long as the pool: KVM calls `vm_destroy`
+/// before it frees any of them.
 pub(crate) struct VmMemslots {
-    kvm: *const c_void,
+    kvm: *mut c_void,
 }
 
-// SAFETY: an address that `nptpool_kvm_memslots` reads under the VM's SRCU, from any
-// thread; nothing here is tied to the thread that created it.
+// SAFETY: the VM outlives the pool that holds this (type invariant) whichever thread
+// reads it, and `nptpool_kvm_memslots` may run on any thread: it takes the VM's SRCU for
+// the memslots and reads the vGIC fields once each.
 unsafe impl Send for VmMemslots {}
-// SAFETY: as for `Send`: reading through `&VmMemslots` only takes the VM's SRCU.
+// SAFETY: as for `Send`; reading through `&VmMemslots` changes nothing.
 unsafe impl Sync for VmMemslots {}
 
 impl VmMemslots {

@@ -13,7 +13,6 @@
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
-#include <linux/sizes.h>
 #include <linux/stddef.h>
 #include <linux/string.h>
 #include <asm/kvm_mmu.h>
@@ -243,18 +242,20 @@ void nptpool_page_clear(u64 phys)
 
 /*
  * For debugfs: the guest-physical ranges KVM may map in @kvm's stage-2, in bytes, as
- * start and length pairs into @ranges, which has room for @len pairs: each memslot's, and
- * the GICv2 CPU interface that KVM maps itself once the vGIC is ready (without checking
- * whether this host traps it instead: a bound may be high, never low).  Returns how many
- * ranges there are, which may exceed @len.  A snapshot: memslots may change as soon as
- * the SRCU read ends.  @kvm lives while its pool does, and the pool's debugfs files go
- * before it.
+ * start and length pairs into @ranges, which has room for @len pairs: each memslot's,
+ * and, for a GICv2 guest whose CPU interface has an address, the whole interface, which
+ * vgic_v2_map_resources() maps itself (whether or not this host traps it instead, and
+ * whether or not the vGIC got ready after: a bound may be high, never low).  Returns how
+ * many ranges there are, which may exceed @len.  A snapshot: memslots may change as soon
+ * as the SRCU read ends.  @kvm, its memslots and its SRCU live while its pool does, and
+ * the pool's debugfs files, whose reads call this, go before it.
  */
-u64 nptpool_kvm_memslots(const void *vm_kvm, u64 *ranges, u64 len)
+u64 nptpool_kvm_memslots(void *vm_kvm, u64 *ranges, u64 len)
 {
-	struct kvm *kvm = (struct kvm *)vm_kvm;
+	struct kvm *kvm = vm_kvm;
 	struct vgic_dist *dist = &kvm->arch.vgic;
 	struct kvm_memory_slot *slot;
+	phys_addr_t cpu_base;
 	int as, bkt, idx;
 	u64 n = 0;
 
@@ -270,11 +271,13 @@ u64 nptpool_kvm_memslots(const void *vm_kvm, u64 *ranges, u64 len)
 	}
 	srcu_read_unlock(&kvm->srcu, idx);
 
-	if (READ_ONCE(dist->ready) &&
-	    READ_ONCE(dist->vgic_model) == KVM_DEV_TYPE_ARM_VGIC_V2) {
+	/* Unset, the base is VGIC_ADDR_UNDEF, all ones (a private header's). */
+	cpu_base = READ_ONCE(dist->vgic_cpu_base);
+	if (READ_ONCE(dist->vgic_model) == KVM_DEV_TYPE_ARM_VGIC_V2 &&
+	    cpu_base != (phys_addr_t)-1) {
 		if (n < len) {
-			ranges[2 * n] = READ_ONCE(dist->vgic_cpu_base);
-			ranges[2 * n + 1] = KVM_VGIC_V2_CPU_SIZE - SZ_4K;
+			ranges[2 * n] = cpu_base;
+			ranges[2 * n + 1] = KVM_VGIC_V2_CPU_SIZE;
 		}
 		n++;
 	}

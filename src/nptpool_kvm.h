@@ -20,7 +20,7 @@ enum nptpool_host_mode {
 
 /* What nptpool learns about a VM when KVM creates it. */
 struct nptpool_vm_info {
-	const void *kvm;	/* the VM, for nptpool_kvm_memslots() */
+	void *kvm;		/* the VM, for nptpool_kvm_memslots() */
 	s32 pid;		/* the VMM's process id */
 	s8 start_level;		/* stage-2 start level, -1..2 */
 	u32 pgd_pages;		/* concatenated root pages, 1..16 */
@@ -35,7 +35,7 @@ void nptpool_pool_release(u64 phys, u64 pages);
 void nptpool_page_clear(u64 phys);
 bool nptpool_memcg_limit(u64 pages, char *path, size_t len, u64 *max, u64 *usage);
 int nptpool_page_count(u64 phys);
-u64 nptpool_kvm_memslots(const void *kvm, u64 *ranges, u64 len);
+u64 nptpool_kvm_memslots(void *kvm, u64 *ranges, u64 len);
 
 /* Implemented in Rust, called from the KVM callbacks in C. */
 int nptpool_vm_create(const void *ctx, const struct nptpool_vm_info *info,

@@ -286,11 +286,10 @@ impl Vm {
         };
         if let Some(phys) = reused {
             drop(locked);
+            state.stats.pages_in_use.add(1, Relaxed);
             // SAFETY: KVM gave the page back and it was just taken off its stack, under
             // the lock that admits one taker: nobody else has it until it is returned.
-            unsafe { state.reservation.clear_page(phys) }?;
-            state.stats.pages_in_use.add(1, Relaxed);
-            return Some(phys);
+            return unsafe { state.clear(phys, 1) };
         }
 
         let alloc = &mut locked.ptalloc;
@@ -307,20 +306,14 @@ impl Vm {
 
         match table {
             Some(phys) => {
-                // The pool is reserved unzeroed: a VM pays for zeroing the tables it uses,
-                // once each, not for its whole pool when it is created.
-                for page in 0..u64::from(pages) {
-                    let at = page
-                        .checked_mul(PAGE_SIZE)
-                        .and_then(|o| phys.checked_add(o))?;
-                    // SAFETY: the spec's allocator handed the page out, for the first time,
-                    // to this call alone: nobody else has it before it is returned.
-                    unsafe { state.reservation.clear_page(at) }?;
-                }
                 // A pud or pmd page may come back from now on; the root never does.
                 state.free.handed_out(phys);
                 state.stats.pages_in_use.add(u64::from(pages), Relaxed);
-                Some(phys)
+                // The pool is reserved unzeroed: a VM pays for zeroing the tables it uses,
+                // once each, not for its whole pool when it is created.
+                // SAFETY: the spec's allocator handed the pages out, for the first time,
+                // to this call alone: nobody else has them before they are returned.
+                unsafe { state.clear(phys, pages) }
             }
             None => {
                 // Logged once per VM: the halt is sticky, later calls fail silently, and
@@ -357,6 +350,36 @@ impl Vm {
                 e
             ),
         }
+    }
+}
+
+impl VmState {
+    /// Zeroes the `pages` pages from `phys` before they become a table; `Some(phys)`, or
+    /// `None` with a line if they were not the pool's, which the type invariant rules out
+    /// (they stay counted in use, as the allocator handed them out).
+    ///
+    /// # Safety
+    ///
+    /// The pages were just handed out to the caller, who alone has them until it returns
+    /// them to KVM.
+    unsafe fn clear(&self, phys: u64, pages: u32) -> Option<u64> {
+        for page in 0..u64::from(pages) {
+            let cleared = page
+                .checked_mul(PAGE_SIZE)
+                .and_then(|offset| phys.checked_add(offset))
+                // SAFETY: the caller alone has the page, by this function's requirements.
+                .and_then(|at| unsafe { self.reservation.clear_page(at) });
+            if cleared.is_none() {
+                pr_err!(
+                    "{}: table page {} of 0x{:x} is not the pool's: not handed out\n",
+                    &*self.name,
+                    page,
+                    phys
+                );
+                return None;
+            }
+        }
+        Some(phys)
     }
 }
 
