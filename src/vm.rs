@@ -116,6 +116,8 @@ struct VmState {
     stats: Arc<Stats>,
     /// The tables KVM gave back. Given back to without the lock, from any context.
     free: FreeTables<KVVec<AtomicU32>>,
+    /// Give-backs refused: KVM's counts of the VM's tables and the pool's disagree.
+    refused: Atomic<u64>,
     /// The spec's per-VM NPT lock and the state it guards. Allocation needs `&mut PtAlloc`,
     /// which only the lock's guard gives out.
     #[pin]
@@ -227,6 +229,7 @@ impl Vm {
             reservation,
             stats: ctx.stats.clone(),
             free,
+            refused: Atomic::new(0),
             alloc <- new_spinlock!(
                 Locked {
                     ptalloc: PtAlloc::new(layout),
@@ -343,12 +346,21 @@ impl Vm {
             }
             // The root's pages, as KVM tears the tables down: never reused.
             Err(Refused::NotReusable) if state.reservation.holds(phys) => {}
-            Err(e) => pr_err!(
-                "{}: KVM gave back 0x{:x}, not kept: {:?}\n",
-                &*state.name,
-                phys,
-                e
-            ),
+            // KVM's last put of a table it still uses, or of no table of the pool: its
+            // counts and the pool's disagree, a bug on one side. Said once per VM, with
+            // a warning, since it may come from every put of a table: `Vm`'s drop counts
+            // the rest.
+            Err(e) => {
+                if state.refused.fetch_add(1, Relaxed) == 0 {
+                    pr_err!(
+                        "{}: KVM gave back 0x{:x}, not a table the pool has out: {:?}; kept out of reuse\n",
+                        &*state.name,
+                        phys,
+                        e
+                    );
+                    kernel::warn_on!(true);
+                }
+            }
         }
     }
 }
@@ -508,6 +520,14 @@ impl PinnedDrop for Vm {
             )
         });
         drop(locked);
+        let refused = self.state.refused.load(Relaxed);
+        if refused > 1 {
+            pr_err!(
+                "{}: {} give-backs refused in all\n",
+                &*self.state.name,
+                refused
+            );
+        }
         let stats = &self.state.stats;
         stats.vms.fetch_sub(1, Relaxed);
         stats
