@@ -149,7 +149,7 @@ int main(int argc, char *argv[])
 	if (deep.pool.pages[PMD] != 1)
 		ksft_exit_skip("the pmd region has %lu pages: run with nptpool's pmd_pages=1\n",
 			       deep.pool.pages[PMD]);
-	ksft_set_plan(6);
+	ksft_set_plan(7);
 
 	/* 48 bits: the interface needs two pmd-region tables, the region has one. */
 	kmsg_since_now(&k);
@@ -177,6 +177,22 @@ int main(int argc, char *argv[])
 	ksft_test_result(!remap_failed(&k) &&
 			 shallow.pool.used[PUD] == 1 && shallow.pool.used[PMD] == 1,
 			 "40-bit IPA: the GICv2 CPU interface is mapped with tables from the pool\n");
+	{
+		/* KVM maps the whole interface itself (vgic_v2_map_resources()). */
+		const u64 cpuif[1][2] = { { GICC_GPA, KVM_VGIC_V2_CPU_SIZE } };
+		u64 with[NR_REGIONS], without[NR_REGIONS];
+		int top = start_level(&shallow.pool);
+
+		read_footprint(&shallow.pool);
+		memslots_bound(shallow.vm, top, cpuif, 1, with);
+		memslots_bound(shallow.vm, top, NULL, 0, without);
+		ksft_test_result(shallow.pool.bound[PUD] == with[PUD] &&
+				 shallow.pool.bound[PMD] == with[PMD] &&
+				 with[PMD] == without[PMD] + 1,
+				 "debugfs's bound counts the CPU interface's table: pud %lu pmd %lu (memslots alone: pud %lu pmd %lu)\n",
+				 shallow.pool.bound[PUD], shallow.pool.bound[PMD], without[PUD],
+				 without[PMD]);
+	}
 	ksft_test_result(err == ENOMEM && vm_halted(&shallow.pool) &&
 			 exhaustion_logged(&k, shallow.name),
 			 "the guest's first stage-2 fault then finds no table: KVM_RUN fails with ENOMEM and the VM halts (%s)\n",

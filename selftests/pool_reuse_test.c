@@ -157,51 +157,6 @@ static void wait_in_use(struct reuse_vm *r)
 	}
 }
 
-/*
- * The bound that debugfs should show, computed here from the selftest library's own list
- * of the VM's memslots (no GICv2 in these VMs): at each level below the root, the
- * aligned spans of one table that some memslot touches, a shared span counted once.
- */
-static void expected_bound(struct reuse_vm *r, u64 bound[NR_REGIONS])
-{
-	u64 start[16], end[16], first, last, prev, t;
-	struct userspace_mem_region *region;
-	int top = start_level(&r->pool), level, n = 0, i, j, ctr;
-	bool counted;
-
-	hash_for_each(r->vm->regions.slot_hash, ctr, region, slot_node) {
-		TEST_ASSERT(n < 16, "more memslots than this test makes");
-		start[n] = region->region.guest_phys_addr;
-		end[n++] = region->region.guest_phys_addr + region->region.memory_size;
-	}
-	for (i = 1; i < n; i++)
-		for (j = i; j > 0 && start[j - 1] > start[j]; j--) {
-			t = start[j], start[j] = start[j - 1], start[j - 1] = t;
-			t = end[j], end[j] = end[j - 1], end[j - 1] = t;
-		}
-	memset(bound, 0, NR_REGIONS * sizeof(*bound));
-	for (level = top + 1; level <= 3; level++) {
-		u64 span = nptpool_table_span(level), tables = 0;
-
-		counted = false;
-		prev = 0;
-		for (i = 0; i < n; i++) {
-			if (end[i] == start[i])
-				continue;
-			first = start[i] / span;
-			last = (end[i] - 1) / span;
-			if (counted && first <= prev)
-				first = prev + 1;
-			if (first <= last)
-				tables += last - first + 1;
-			if (!counted || last > prev)
-				prev = last;
-			counted = true;
-		}
-		bound[level == top + 1 && level < 3 ? PUD : PMD] += tables;
-	}
-}
-
 /* Whether @pages (per region) exceed @p's bound, and which. */
 static bool check_bound(const struct pool *p, const u64 pages[NR_REGIONS], u64 cycle)
 {
@@ -270,7 +225,7 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 		guest_writes(&r, mode == MOVE && c % 2 ? TEST_GVA2 : TEST_GVA, 0);
 		read_pool(&r.pool);
 		read_footprint(&r.pool);
-		expected_bound(&r, expected);
+		memslots_bound(r.vm, start_level(&r.pool), NULL, 0, expected);
 		if (r.pool.bound[PUD] != expected[PUD] || r.pool.bound[PMD] != expected[PMD]) {
 			if (bound_right)
 				ksft_print_msg("cycle %lu: debugfs bound pud %lu pmd %lu, from the memslots pud %lu pmd %lu\n",

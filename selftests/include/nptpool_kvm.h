@@ -42,6 +42,8 @@ bool small_vm_runs(void);
 
 struct kvm_vm *vm_with_vcpus(int nvcpus, struct kvm_vcpu **vcpus, void *guest, u64 count);
 
+void memslots_bound(struct kvm_vm *vm, int start_level, const u64 (*extra)[2], int n_extra,
+		    u64 bound[NR_REGIONS]);
 int create_vm_raw(unsigned long type);
 void pool_now(struct pool *p);
 u64 pool_pages_now(void);

@@ -164,3 +164,55 @@ u64 pool_pages_now(void)
 	pool_now(&p);
 	return p.reserved_pages;
 }
+
+/*
+ * The bound nptpool's debugfs should show for @vm (`footprint`), computed here from the
+ * selftest library's own list of its memslots plus @n_extra ranges (start, length) that
+ * KVM maps itself: at each level below the root at @start_level, the aligned spans of
+ * one table that some range touches, a span two ranges share counted once.
+ */
+void memslots_bound(struct kvm_vm *vm, int start_level, const u64 (*extra)[2], int n_extra,
+		    u64 bound[NR_REGIONS])
+{
+	u64 start[32], end[32], first, last, prev, t;
+	struct userspace_mem_region *region;
+	int level, n = 0, i, j, ctr;
+	bool counted;
+
+	hash_for_each(vm->regions.slot_hash, ctr, region, slot_node) {
+		TEST_ASSERT(n < 32, "more memslots than memslots_bound() takes");
+		start[n] = region->region.guest_phys_addr;
+		end[n++] = region->region.guest_phys_addr + region->region.memory_size;
+	}
+	for (i = 0; i < n_extra; i++) {
+		TEST_ASSERT(n < 32, "more ranges than memslots_bound() takes");
+		start[n] = extra[i][0];
+		end[n++] = extra[i][0] + extra[i][1];
+	}
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && start[j - 1] > start[j]; j--) {
+			t = start[j], start[j] = start[j - 1], start[j - 1] = t;
+			t = end[j], end[j] = end[j - 1], end[j - 1] = t;
+		}
+	memset(bound, 0, NR_REGIONS * sizeof(*bound));
+	for (level = start_level + 1; level <= 3; level++) {
+		u64 span = nptpool_table_span(level), tables = 0;
+
+		counted = false;
+		prev = 0;
+		for (i = 0; i < n; i++) {
+			if (end[i] == start[i])
+				continue;
+			first = start[i] / span;
+			last = (end[i] - 1) / span;
+			if (counted && first <= prev)
+				first = prev + 1;
+			if (first <= last)
+				tables += last - first + 1;
+			if (!counted || last > prev)
+				prev = last;
+			counted = true;
+		}
+		bound[level == start_level + 1 && level < 3 ? PUD : PMD] += tables;
+	}
+}
