@@ -9,8 +9,9 @@
  * first KVM_RUN of vCPU 1, whose guest touches -n pages one last-level table apart, in
  * host memory already populated, runs with fail-nth armed on the thread's first page
  * allocation: KVM_RUN must succeed, pass no fault-injection point, and take a table from
- * the pool's pmd region for each touch; SecPageTables is then exactly the pool.  With -s, nptpool unloaded, the same run on stock
- * KVM must fail with ENOMEM at the vCPU's memcache top-up (to show that the check bites).
+ * the pool's pmd region for each touch; SecPageTables is then exactly the pool.  With
+ * -s, nptpool unloaded, the same run on stock KVM must fail with ENOMEM at the vCPU's
+ * memcache top-up (to show that the check bites).
  * SKIP without page allocation fault injection.
  */
 #include <errno.h>

@@ -22,8 +22,8 @@
  * halt), the pud and pmd pages ever handed out stay within the bound debugfs computes from
  * the memslots ("footprint"; dirty: the pages not given back, once the grace period of
  * the last cycle's is over), the guest's writes land in the memslot (a reused table is
- * empty), the VM never halts, and the tables given back show in debugfs ("free").  Needs nptpool loaded;
- * dirty needs -b free huge pages.
+ * empty), the VM never halts, and the tables given back show in debugfs ("free").
+ * Needs nptpool loaded; dirty needs -b free huge pages.
  */
 #include <stdio.h>
 #include <stdlib.h>

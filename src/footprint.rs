@@ -6,9 +6,11 @@
 //! Plain Rust on `core` only, tested on the host with the allocator core it sits in.
 //!
 //! KVM maps a guest page only inside a memslot, or at a device address that
-//! `kvm_phys_addr_ioremap()` is given, and it gives a table back as soon as nothing is
-//! mapped under it (patch 4 of patches/). The tables in place at any moment therefore
-//! never exceed those that map every page of every memslot page by page: at each level
+//! `kvm_phys_addr_ioremap()` is given, so every table it holds lies in a span some such
+//! range touches, and it gives a table back when the unmap that removes its last entry
+//! visits it, or after its grace period when a block replaces it (patch 4 of patches/).
+//! The tables in place at any moment therefore never exceed those that map every page of
+//! every memslot page by page: at each level
 //! below the root, one table per aligned span of the guest-physical space that the table
 //! covers and that some memslot touches. A span two memslots share needs its table once.
 //!

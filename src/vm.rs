@@ -366,6 +366,14 @@ impl Vm {
 }
 
 impl VmState {
+    /// The pages of `region` handed out and not given back, as of `alloc`: the tables KVM
+    /// holds, or has queued for a grace period.
+    fn in_use(&self, alloc: &PtAlloc, region: Region) -> u64 {
+        alloc
+            .used_pages(region)
+            .saturating_sub(self.free.free_pages(region))
+    }
+
     /// Zeroes the `pages` pages from `phys` before they become a table; `Some(phys)`, or
     /// `None` with a line if they were not the pool's, which the type invariant rules out
     /// (they stay counted in use, as the allocator handed them out).
@@ -481,12 +489,11 @@ impl VmState {
             bound_bytes,
             ratio(bound_bytes)
         )?;
-        let in_use = |r: Region| alloc.used_pages(r).saturating_sub(self.free.free_pages(r));
         writeln!(
             f,
             "in_use pud={} pmd={}",
-            in_use(Region::Pud),
-            in_use(Region::Pmd)
+            self.in_use(&alloc, Region::Pud),
+            self.in_use(&alloc, Region::Pmd)
         )?;
         let pool_bytes = self.reservation.pages().saturating_mul(PAGE_SIZE);
         writeln!(
@@ -512,12 +519,7 @@ impl PinnedDrop for Vm {
         // those handed out and not given back.
         let locked = self.state.alloc.lock();
         let used = Region::ALL.iter().fold(0u64, |sum, r| {
-            sum.saturating_add(
-                locked
-                    .ptalloc
-                    .used_pages(*r)
-                    .saturating_sub(self.state.free.free_pages(*r)),
-            )
+            sum.saturating_add(self.state.in_use(&locked.ptalloc, *r))
         });
         drop(locked);
         let refused = self.state.refused.load(Relaxed);
