@@ -23,7 +23,7 @@
 //! level 1 512 GiB: a 1 GiB memslot aligned to 1 GiB needs 512 + 1 tables below a
 //! level-1 root, about 1/512 of the memory it maps.
 
-use super::{Region, LAST_LEVEL, PAGE_SHIFT};
+use super::{Region, LAST_LEVEL, MAX_PMD_PAGES, MAX_PUD_PAGES, PAGE_SHIFT};
 
 /// One memslot's guest-physical range, in bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -100,6 +100,29 @@ pub fn footprint(ranges: &mut [Range], start_level: i8) -> Option<Footprint> {
     }
     Some(total)
 }
+
+/// Tables a fitted pool holds beyond its memslots' [`footprint`], for memslots the VMM
+/// adds once the VM runs (a flash device's memslot as firmware flips it, a test's
+/// scratch memslot): an eighth more, and at least [`FIT_MIN_PUD`] and [`FIT_MIN_PMD`].
+pub fn fitted(bound: Footprint, start_level: i8) -> Option<Footprint> {
+    let pud = if Region::Pud.used_from(start_level) {
+        bound.pud.checked_add((bound.pud / 8).max(FIT_MIN_PUD))?
+    } else {
+        0
+    };
+    let pmd = bound.pmd.checked_add((bound.pmd / 8).max(FIT_MIN_PMD))?;
+    Some(Footprint {
+        pud: pud.min(u64::from(MAX_PUD_PAGES)),
+        pmd: pmd.min(u64::from(MAX_PMD_PAGES)),
+    })
+}
+
+/// The fewest spare pud-region tables of a fitted pool: a memslot far from the others
+/// needs one at most (two where it straddles a span boundary).
+pub const FIT_MIN_PUD: u64 = 2;
+/// The fewest spare pmd-region tables of a fitted pool: room for a few small memslots
+/// away from the others.
+pub const FIT_MIN_PMD: u64 = 8;
 
 #[cfg(test)]
 mod tests {
@@ -268,5 +291,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_fitted_pool_holds_its_bound_and_headroom() {
+        let start = if PAGE_SHIFT == 12 { 0 } else { 1 };
+        let none = fitted(Footprint::default(), start).unwrap();
+        assert_eq!(none.pmd, FIT_MIN_PMD);
+        let has_pud = Region::Pud.used_from(start);
+        assert_eq!(none.pud, if has_pud { FIT_MIN_PUD } else { 0 });
+
+        let big = fitted(Footprint { pud: 80, pmd: 1600 }, start).unwrap();
+        assert_eq!(big.pmd, 1800);
+        assert_eq!(big.pud, if has_pud { 90 } else { 0 });
+
+        // A two-level stage-2 has no pud region to fit.
+        assert_eq!(fitted(Footprint { pud: 5, pmd: 5 }, 2).unwrap().pud, 0);
+
+        // Capped at what the module parameters may ask for; no overflow.
+        let huge = fitted(
+            Footprint {
+                pud: u64::MAX / 2,
+                pmd: u64::MAX / 2,
+            },
+            0,
+        )
+        .unwrap();
+        assert_eq!(huge.pmd, u64::from(MAX_PMD_PAGES));
+        assert_eq!(huge.pud, u64::from(MAX_PUD_PAGES));
+        assert!(fitted(
+            Footprint {
+                pud: 0,
+                pmd: u64::MAX
+            },
+            0
+        )
+        .is_none());
     }
 }

@@ -44,11 +44,19 @@ mod ffi {
     pub(super) const KVM_S2_TABLE_FAULT_RETRY: c_int = 1;
     pub(super) const KVM_S2_TABLE_FAULT: c_int = 2;
 
+    // `NPTPOOL_NO_MEMSLOT`: no memslot, where one may be named.
+    pub(super) const NPTPOOL_NO_MEMSLOT: u32 = u32::MAX;
+
     extern "C" {
         pub(super) fn nptpool_kvm_host_mode() -> c_int;
         pub(super) fn nptpool_kvm_register(ctx: *const c_void) -> c_int;
         pub(super) fn nptpool_kvm_unregister();
-        pub(super) fn nptpool_kvm_memslots(kvm: *mut c_void, ranges: *mut u64, len: u64) -> u64;
+        pub(super) fn nptpool_kvm_memslots(
+            kvm: *mut c_void,
+            ranges: *mut u64,
+            len: u64,
+            except: u32,
+        ) -> u64;
     }
 
     /// What KVM tells nptpool about a new VM: `struct nptpool_vm_info`.
@@ -166,6 +174,13 @@ impl VmMemslots {
     /// the device range KVM maps itself for a GICv2 guest. A snapshot, for debugfs. May
     /// sleep.
     pub(crate) fn ranges(&self) -> Result<KVVec<Range>> {
+        self.ranges_except(None)
+    }
+
+    /// As [`VmMemslots::ranges`], without the memslot `except` (numbered as
+    /// `KVM_SET_USER_MEMORY_REGION` numbers it), if any.
+    pub(crate) fn ranges_except(&self, except: Option<u32>) -> Result<KVVec<Range>> {
+        let except = except.unwrap_or(ffi::NPTPOOL_NO_MEMSLOT);
         // Pairs of start and length; QEMU declares a handful of memslots.
         let mut len: u64 = 16;
         loop {
@@ -173,13 +188,15 @@ impl VmMemslots {
             let mut buf = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
             // SAFETY: `kvm` lives as long as the pool (type invariant), and so does
             // `self`; `buf` has room for `len` pairs.
-            let n = unsafe { ffi::nptpool_kvm_memslots(self.kvm, buf.as_mut_ptr(), len) };
+            let n = unsafe { ffi::nptpool_kvm_memslots(self.kvm, buf.as_mut_ptr(), len, except) };
             if n > len {
                 // Memslots were added meanwhile: read them again, all of them.
                 len = n;
                 continue;
             }
-            let mut ranges = KVVec::with_capacity(usize::try_from(n)?, GFP_KERNEL)?;
+            // Room for one more: a memslot on its way in.
+            let room = usize::try_from(n.checked_add(1).ok_or(ENOMEM)?)?;
+            let mut ranges = KVVec::with_capacity(room, GFP_KERNEL)?;
             for pair in buf.chunks_exact(2).take(usize::try_from(n)?) {
                 if let [start, len] = *pair {
                     ranges.push(Range { start, len }, GFP_KERNEL)?;
@@ -244,7 +261,8 @@ pub(crate) unsafe extern "C" fn nptpool_vm_alloc_table(
         // A need this module does not know: a refusal that never halts the VM.
         _ => Need::BestEffort,
     };
-    vm.alloc_table(level, pages, need).unwrap_or(0)
+    // SAFETY: KVM's `zalloc_table`, by the function's safety requirements.
+    unsafe { vm.alloc_table(level, pages, need) }.unwrap_or(0)
 }
 
 /// KVM's `free_table`, through the C shim: KVM gave up the table at `phys`. From any
@@ -259,7 +277,73 @@ pub(crate) unsafe extern "C" fn nptpool_vm_free_table(vm: *mut c_void, phys: u64
     // SAFETY: by the function's safety requirements `vm` came from `into_foreign` and
     // `from_foreign` has not been called on it.
     let vm = unsafe { <Pin<KBox<Vm>> as ForeignOwnable>::borrow(vm) };
-    vm.free_table(phys);
+    // SAFETY: KVM's `free_table`, by the function's safety requirements.
+    unsafe { vm.free_table(phys) };
+}
+
+/// KVM's `vm_fit`, through the C shim: as the VM first runs, maybe move it to a pool
+/// fitted to its memslots. 0 with `*root` the new root's address, or 0 to keep the
+/// current one; or a negative errno that fails the `KVM_RUN`.
+///
+/// # Safety
+///
+/// `vm` was returned by [`nptpool_vm_create`] and not yet passed to
+/// [`nptpool_vm_destroy`]; `root` is valid for writes; KVM calls this as patch 6 of
+/// `patches/` says: no other callback of the VM runs until [`nptpool_vm_fitted`]
+/// returns, and the root is the VM's only table.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn nptpool_vm_fit(vm: *mut c_void, root: *mut u64) -> c_int {
+    // SAFETY: by the function's safety requirements `vm` came from `into_foreign` and
+    // `from_foreign` has not been called on it.
+    let vm = unsafe { <Pin<KBox<Vm>> as ForeignOwnable>::borrow(vm) };
+    // SAFETY: KVM's `vm_fit`, by the function's safety requirements.
+    match unsafe { vm.fit() } {
+        Ok(new) => {
+            // SAFETY: valid for writes by the function's safety requirements.
+            unsafe { *root = new.unwrap_or(0) };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// KVM's `vm_fitted`, through the C shim: the pool before the fit goes back.
+///
+/// # Safety
+///
+/// As for [`nptpool_vm_fit`], which returned a root that KVM now uses instead.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn nptpool_vm_fitted(vm: *mut c_void) {
+    // SAFETY: by the function's safety requirements `vm` came from `into_foreign` and
+    // `from_foreign` has not been called on it.
+    let vm = unsafe { <Pin<KBox<Vm>> as ForeignOwnable>::borrow(vm) };
+    // SAFETY: KVM's `vm_fitted`, by the function's safety requirements.
+    unsafe { vm.fitted() };
+}
+
+/// KVM's `prepare_memslot`, through the C shim: 0 if the memslot `slot` (numbered as
+/// `KVM_SET_USER_MEMORY_REGION` numbers it) may be created at, or moved to (`moved`),
+/// the `len` bytes from `start`; else a negative errno that fails the ioctl.
+///
+/// # Safety
+///
+/// `vm` was returned by [`nptpool_vm_create`] and not yet passed to
+/// [`nptpool_vm_destroy`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn nptpool_vm_prepare_memslot(
+    vm: *mut c_void,
+    slot: u32,
+    moved: bool,
+    start: u64,
+    len: u64,
+) -> c_int {
+    // SAFETY: by the function's safety requirements `vm` came from `into_foreign` and
+    // `from_foreign` has not been called on it.
+    let vm = unsafe { <Pin<KBox<Vm>> as ForeignOwnable>::borrow(vm) };
+    match vm.prepare_memslot(slot, moved, Range { start, len }) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// KVM's `vm_destroy`, through the C shim: return the pool whole.

@@ -40,6 +40,7 @@ static_assert(sizeof(struct nptpool_vm_info) == 24);
 static_assert(KVM_S2_TABLE_BEST_EFFORT == 0);
 static_assert(KVM_S2_TABLE_FAULT_RETRY == 1);
 static_assert(KVM_S2_TABLE_FAULT == 2);
+static_assert(NPTPOOL_NO_MEMSLOT == 0xffffffff);
 
 /*
  * The CPU capabilities behind these helpers are final once userspace runs, so the answer
@@ -93,11 +94,39 @@ static void nptpool_kvm_free_table(void *vm, void *table)
 	nptpool_vm_free_table(vm, virt_to_phys(table));
 }
 
+/*
+ * At the VM's first KVM_RUN, under kvm->slots_lock, with the root as its only table: may
+ * sleep.  A new root moves the VM to a pool fitted to its memslots.
+ */
+static void *nptpool_kvm_vm_fit(void *vm)
+{
+	u64 root = 0;
+	int err;
+
+	err = nptpool_vm_fit(vm, &root);
+	if (err)
+		return ERR_PTR(err);
+	return root ? phys_to_virt(root) : NULL;
+}
+
+/* Under kvm->slots_lock, before the memslot is in use: may sleep. */
+static int nptpool_kvm_prepare_memslot(void *vm, const struct kvm_memory_slot *old,
+				       const struct kvm_memory_slot *new)
+{
+	u32 slot = (u32)new->as_id << 16 | new->id;
+
+	return nptpool_vm_prepare_memslot(vm, slot, old, gfn_to_gpa(new->base_gfn),
+					  (u64)new->npages << PAGE_SHIFT);
+}
+
 static const struct kvm_s2_table_allocator nptpool_allocator = {
 	.owner = THIS_MODULE,
 	.vm_init = nptpool_kvm_vm_init,
 	.zalloc_table = nptpool_kvm_zalloc_table,
 	.free_table = nptpool_kvm_free_table,
+	.vm_fit = nptpool_kvm_vm_fit,
+	.vm_fitted = nptpool_vm_fitted,
+	.prepare_memslot = nptpool_kvm_prepare_memslot,
 	.vm_destroy = nptpool_vm_destroy,
 };
 
@@ -245,12 +274,14 @@ void nptpool_page_clear(u64 phys)
  * start and length pairs into @ranges, which has room for @len pairs: each memslot's,
  * and, for a GICv2 guest whose CPU interface has an address, the whole interface, which
  * vgic_v2_map_resources() maps itself (whether or not this host traps it instead, and
- * whether or not the vGIC got ready after: a bound may be high, never low).  Returns how
- * many ranges there are, which may exceed @len.  A snapshot: memslots may change as soon
- * as the SRCU read ends.  @kvm, its memslots and its SRCU live while its pool does, and
- * the pool's debugfs files, whose reads call this, go before it.
+ * whether or not the vGIC got ready after: a bound may be high, never low).  The memslot
+ * @except, numbered as KVM_SET_USER_MEMORY_REGION numbers it, is left out: it is on its
+ * way to new addresses.  Returns how many ranges there are, which may exceed @len.  A
+ * snapshot: memslots may change as soon as the SRCU read ends, unless the caller holds
+ * kvm->slots_lock.  @kvm, its memslots and its SRCU live while its pool does, and the
+ * pool's debugfs files, whose reads call this, go before it.
  */
-u64 nptpool_kvm_memslots(void *vm_kvm, u64 *ranges, u64 len)
+u64 nptpool_kvm_memslots(void *vm_kvm, u64 *ranges, u64 len, u32 except)
 {
 	struct kvm *kvm = vm_kvm;
 	struct vgic_dist *dist = &kvm->arch.vgic;
@@ -262,6 +293,8 @@ u64 nptpool_kvm_memslots(void *vm_kvm, u64 *ranges, u64 len)
 	idx = srcu_read_lock(&kvm->srcu);
 	for (as = 0; as < kvm_arch_nr_memslot_as_ids(kvm); as++) {
 		kvm_for_each_memslot(slot, bkt, __kvm_memslots(kvm, as)) {
+			if (((u32)as << 16 | slot->id) == except)
+				continue;
 			if (n < len) {
 				ranges[2 * n] = gfn_to_gpa(slot->base_gfn);
 				ranges[2 * n + 1] = (u64)slot->npages << PAGE_SHIFT;

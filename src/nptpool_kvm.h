@@ -18,6 +18,9 @@ enum nptpool_host_mode {
 	NPTPOOL_HOST_PROTECTED = 3,
 };
 
+/* No memslot, where nptpool_kvm_memslots() may leave one out. */
+#define NPTPOOL_NO_MEMSLOT	U32_MAX
+
 /* What nptpool learns about a VM when KVM creates it. */
 struct nptpool_vm_info {
 	void *kvm;		/* the VM, for nptpool_kvm_memslots() */
@@ -35,13 +38,16 @@ void nptpool_pool_release(u64 phys, u64 pages);
 void nptpool_page_clear(u64 phys);
 bool nptpool_memcg_limit(u64 pages, char *path, size_t len, u64 *max, u64 *usage);
 int nptpool_page_count(u64 phys);
-u64 nptpool_kvm_memslots(void *kvm, u64 *ranges, u64 len);
+u64 nptpool_kvm_memslots(void *kvm, u64 *ranges, u64 len, u32 except);
 
 /* Implemented in Rust, called from the KVM callbacks in C. */
 int nptpool_vm_create(const void *ctx, const struct nptpool_vm_info *info,
 		      void **vm);
 u64 nptpool_vm_alloc_table(void *vm, s8 level, u32 pages, int need);
 void nptpool_vm_free_table(void *vm, u64 phys);
+int nptpool_vm_fit(void *vm, u64 *root);
+void nptpool_vm_fitted(void *vm);
+int nptpool_vm_prepare_memslot(void *vm, u32 slot, bool moved, u64 start, u64 len);
 void nptpool_vm_destroy(void *vm);
 
 #endif /* NPTPOOL_KVM_H */

@@ -37,6 +37,7 @@ use kvm::{
 };
 use vm::{
     Context,
+    Sizing,
     Stats, //
 };
 
@@ -50,6 +51,10 @@ module! {
         pud_pages: u32 {
             default: crate::ptalloc::DEFAULT_PUD_PAGES,
             description: "Kernel pages in each VM's region for the tables one level below the root, when that is not the last level (up to 16 MiB; default 32 with 4K pages, 4 with 16K or 64K)",
+        },
+        fit: u32 {
+            default: 0,
+            description: "1: size each VM's pool as the VM first runs, from the memslots its VMM declared (the tables they can need, plus an eighth), and refuse with ENOSPC a memslot added later that would not fit; pud_pages and pmd_pages are not used then. 0: every pool has the regions pud_pages and pmd_pages say",
         },
         pmd_pages: u32 {
             default: crate::ptalloc::DEFAULT_PMD_PAGES,
@@ -106,6 +111,21 @@ impl kernel::Module for NptPool {
             max: ptalloc::MAX_PMD_PAGES,
         }
         .check()?;
+        let fit = Param {
+            name: "fit",
+            value: *module_parameters::fit.value(),
+            min: 0,
+            max: 1,
+        }
+        .check()?;
+        let sizing = if fit == 1 {
+            Sizing::Fit
+        } else {
+            Sizing::Fixed {
+                pud_pages,
+                pmd_pages,
+            }
+        };
         let mode = HostMode::current()?;
         if mode == HostMode::Protected {
             pr_err!("refusing to load: in protected mode (pKVM) EL2 owns guest stage-2 tables, not the host\n");
@@ -120,8 +140,7 @@ impl kernel::Module for NptPool {
         )?;
         let ctx = KBox::pin(
             Context {
-                pud_pages,
-                pmd_pages,
+                sizing,
                 debugfs,
                 stats,
             },
@@ -134,13 +153,20 @@ impl kernel::Module for NptPool {
         let registration = unsafe { Registration::new(ctx_ptr) }.inspect_err(|e| {
             pr_err!("cannot register with KVM: error {}\n", e.to_errno());
         })?;
-        pr_info!(
-            "loaded: KVM host mode {}, {} KiB pages, pud_pages={} pmd_pages={}\n",
-            mode.name(),
-            ptalloc::PAGE_SIZE / 1024,
-            pud_pages,
-            pmd_pages
-        );
+        match sizing {
+            Sizing::Fixed { .. } => pr_info!(
+                "loaded: KVM host mode {}, {} KiB pages, pud_pages={} pmd_pages={}\n",
+                mode.name(),
+                ptalloc::PAGE_SIZE / 1024,
+                pud_pages,
+                pmd_pages
+            ),
+            Sizing::Fit => pr_info!(
+                "loaded: KVM host mode {}, {} KiB pages, pools fitted to each VM's memslots\n",
+                mode.name(),
+                ptalloc::PAGE_SIZE / 1024
+            ),
+        }
         Ok(Self {
             _registration: registration,
             _alloc_bench: alloc_bench,

@@ -3,7 +3,10 @@
 //! One VM's pool: its reservation, the `PTAllocSpec` allocator under the VM's spinlock,
 //! the tables KVM gave back for reuse, and its debugfs directory.
 
-use core::sync::atomic::AtomicU32;
+use core::{
+    cell::UnsafeCell,
+    sync::atomic::AtomicU32, //
+};
 
 use kernel::{
     alloc::KVVec,
@@ -20,8 +23,11 @@ use kernel::{
             Atomic,
             Relaxed, //
         },
+        new_mutex,
         new_spinlock,
         Arc,
+        Mutex,
+        MutexGuard,
         SpinLock, //
     },
 };
@@ -30,8 +36,10 @@ use crate::{
     kvm::VmMemslots,
     ptalloc::{
         footprint::{
+            fitted,
             footprint,
-            Footprint, //
+            Footprint,
+            Range, //
         },
         recycle::{
             FreeTables,
@@ -55,11 +63,20 @@ use crate::{
 // overlap; the build fails instead.
 const _: () = assert!(kernel::page::PAGE_SIZE as u64 == PAGE_SIZE);
 
-/// Module-wide state the VMs share: the sizes from the module parameters, the debugfs
+/// How the VMs' pools are sized, from the module parameters.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Sizing {
+    /// Every pool has these regions, in pages: `pud_pages` and `pmd_pages`.
+    Fixed { pud_pages: u32, pmd_pages: u32 },
+    /// A pool holds the root until the VM first runs, then the tables its memslots can
+    /// need ([`fitted`]); a memslot added later that would not fit is refused.
+    Fit,
+}
+
+/// Module-wide state the VMs share: the sizing from the module parameters, the debugfs
 /// root and the global counters.
 pub(crate) struct Context {
-    pub(crate) pud_pages: u32,
-    pub(crate) pmd_pages: u32,
+    pub(crate) sizing: Sizing,
     pub(crate) debugfs: Dir,
     pub(crate) stats: Arc<Stats>,
 }
@@ -99,30 +116,59 @@ struct Locked {
     taker: Taker,
 }
 
-/// The part of a VM's pool that its debugfs files read too.
+/// A pool: its memory, the spec's allocator over it and the tables KVM gave back.
 ///
 /// # Invariants
 ///
 /// The allocator's layout lies inside `reservation`, and `free` is laid out for the
 /// same pool, with the one [`Taker`] for it inside `alloc`.
 #[pin_data]
-struct VmState {
-    name: CString,
-    start_level: i8,
-    /// The VM's memslots, for the footprint its debugfs shows.
-    memslots: VmMemslots,
-    /// The pool's memory. Released with the state, after the debugfs files that read it.
+struct Pool {
+    /// The pool's memory. Released with the pool, after the debugfs files that read it.
     reservation: Reservation,
-    stats: Arc<Stats>,
     /// The tables KVM gave back. Given back to without the lock, from any context.
     free: FreeTables<KVVec<AtomicU32>>,
-    /// Give-backs refused: KVM's counts of the VM's tables and the pool's disagree.
-    refused: Atomic<u64>,
     /// The spec's per-VM NPT lock and the state it guards. Allocation needs `&mut PtAlloc`,
     /// which only the lock's guard gives out.
     #[pin]
     alloc: SpinLock<Locked>,
 }
+
+/// What a VM's debugfs files read: its name and memslots, and its pool.
+///
+/// # Invariants
+///
+/// `pool` is replaced only by [`Vm::fit`], holding `pool_lock`, while KVM runs no other
+/// callback of the VM; the pool replaced waits in `retired` until [`Vm::fitted`], which
+/// takes it out holding `pool_lock` too. Anything else reads `pool` from KVM's
+/// callbacks, or holding `pool_lock`, and never reads `retired`.
+#[pin_data]
+struct VmState {
+    name: CString,
+    /// The VMM's process id, for log lines.
+    pid: i32,
+    start_level: i8,
+    sizing: Sizing,
+    /// The VM's memslots, for the footprint its debugfs shows and the fit.
+    memslots: VmMemslots,
+    stats: Arc<Stats>,
+    /// Give-backs refused: KVM's counts of the VM's tables and the pool's disagree.
+    refused: Atomic<u64>,
+    /// Whether KVM asked for the fit: memslots added since must fit the pool.
+    fit_asked: Atomic<u32>,
+    /// Keeps debugfs readers off `pool` while a fit replaces it.
+    #[pin]
+    pool_lock: Mutex<()>,
+    pool: UnsafeCell<Pin<KBox<Pool>>>,
+    retired: UnsafeCell<Option<Pin<KBox<Pool>>>>,
+}
+
+// SAFETY: `pool` and `retired` are written only under the exclusion the type invariant
+// states, which makes every access to them race free from any thread; the rest is
+// `Sync` already.
+unsafe impl Sync for VmState {}
+// SAFETY: as for `Sync`; nothing in the state is tied to the thread that made it.
+unsafe impl Send for VmState {}
 
 /// Why KVM asks for a table, which decides what running out of room does.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -153,28 +199,17 @@ pub(crate) struct Vm {
     state: Scope<VmState>,
 }
 
-impl Vm {
-    /// Reserves and lays out a VM's pool; may sleep.
-    ///
-    /// `pid` names the VMM, `start_level` is the stage-2 start level KVM picked for the
-    /// VM's IPA size and `pgd_pages` the number of concatenated pages of its root.
-    pub(crate) fn create(
-        ctx: &Context,
-        memslots: VmMemslots,
+impl Pool {
+    /// Reserves a pool of `pgd_pages`, `pud_pages` and `pmd_pages` for the VM `name` of
+    /// `pid` and lays it out; may sleep. On failure, a line says why `what` fails.
+    fn reserve(
+        name: &CStr,
         pid: i32,
-        start_level: i8,
-        pgd_pages: u32,
-    ) -> Result<Pin<KBox<Vm>>> {
-        let id = ctx.stats.next_id.fetch_add(1, Relaxed);
-        let name = CString::try_from_fmt(fmt!("vm-{}-{}", pid, id))?;
-        let pgd_pages = u64::from(pgd_pages);
-        // A stage-2 of two levels has no tables for the pud region: none is reserved.
-        let pud_pages = if Region::Pud.used_from(start_level) {
-            u64::from(ctx.pud_pages)
-        } else {
-            0
-        };
-        let pmd_pages = u64::from(ctx.pmd_pages);
+        what: &str,
+        pgd_pages: u64,
+        pud_pages: u64,
+        pmd_pages: u64,
+    ) -> Result<Pin<KBox<Pool>>> {
         let pages = Layout::total_pages(pgd_pages, pud_pages, pmd_pages).ok_or(ENOMEM)?;
         // A root of several concatenated pages must be aligned to its size, which
         // alloc_contig_pages() does not promise: reserve room to align it.
@@ -184,19 +219,21 @@ impl Vm {
             let kib = |pages: u64| pages.saturating_mul(PAGE_SIZE / 1024);
             match MemcgLimit::find(wanted) {
                 Some(limit) => pr_err!(
-                    "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, VM creation fails with ENOMEM: memory cgroup {} is at its limit (memory.max {} KiB, {} KiB charged)\n",
-                    &*name,
+                    "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, {} fails with ENOMEM: memory cgroup {} is at its limit (memory.max {} KiB, {} KiB charged)\n",
+                    name,
                     kib(wanted),
                     pid,
+                    what,
                     limit.path(),
                     kib(limit.max()),
                     kib(limit.usage())
                 ),
                 None => pr_err!(
-                    "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, VM creation fails with ENOMEM\n",
-                    &*name,
+                    "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, {} fails with ENOMEM\n",
+                    name,
                     kib(wanted),
-                    pid
+                    pid,
+                    what
                 ),
             }
         })?;
@@ -216,27 +253,162 @@ impl Vm {
         }
         let (free, taker) = FreeTables::new(&layout, link_vec).ok_or(EINVAL)?;
 
-        let reserved = reservation.pages();
-        // The state keeps the name for log lines; the directory is named by a copy.
-        let dir_name = CString::try_from(&*name)?;
         // INVARIANT: `base` is `reservation.phys()` aligned up by at most `slack` pages and
         // the layout spans `pages`, so it ends within the `wanted` pages reserved; `free`
         // and its taker were made for the same layout.
+        KBox::pin_init(
+            pin_init!(Pool {
+                reservation,
+                free,
+                alloc <- new_spinlock!(
+                    Locked {
+                        ptalloc: PtAlloc::new(layout),
+                        taker,
+                    },
+                    "nptpool_vm"
+                ),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The pages of `region` handed out and not given back, as of `alloc`: the tables KVM
+    /// holds, or has queued for a grace period.
+    fn in_use(&self, alloc: &PtAlloc, region: Region) -> u64 {
+        alloc
+            .used_pages(region)
+            .saturating_sub(self.free.free_pages(region))
+    }
+
+    /// The pages of every region handed out and not given back.
+    fn in_use_total(&self) -> u64 {
+        let locked = self.alloc.lock();
+        Region::ALL.iter().fold(0u64, |sum, r| {
+            sum.saturating_add(self.in_use(&locked.ptalloc, *r))
+        })
+    }
+
+    /// The allocator's state as of now.
+    fn snapshot(&self) -> PtAlloc {
+        self.alloc.lock().ptalloc.clone()
+    }
+
+    /// Zeroes the `pages` pages from `phys` before they become a table; `Some(phys)`, or
+    /// `None` with a line if they were not the pool's, which the type invariant rules out
+    /// (they stay counted in use, as the allocator handed them out).
+    ///
+    /// # Safety
+    ///
+    /// The pages were just handed out to the caller, who alone has them until it returns
+    /// them to KVM.
+    unsafe fn clear(&self, name: &CStr, phys: u64, pages: u32) -> Option<u64> {
+        for page in 0..u64::from(pages) {
+            let cleared = page
+                .checked_mul(PAGE_SIZE)
+                .and_then(|offset| phys.checked_add(offset))
+                // SAFETY: the caller alone has the page, by this function's requirements.
+                .and_then(|at| unsafe { self.reservation.clear_page(at) });
+            if cleared.is_none() {
+                pr_err!(
+                    "{}: table page {} of 0x{:x} is not the pool's: not handed out\n",
+                    name,
+                    page,
+                    phys
+                );
+                return None;
+            }
+        }
+        Some(phys)
+    }
+}
+
+impl VmState {
+    /// The pool, for KVM's callbacks.
+    ///
+    /// # Safety
+    ///
+    /// Called from a KVM callback of the VM other than `vm_fit` and `vm_fitted`, which
+    /// KVM never runs alongside them: the pool cannot be replaced while the borrow lasts.
+    unsafe fn kvm_pool(&self) -> &Pool {
+        // SAFETY: by the type invariant only `Vm::fit` writes `pool`, and KVM runs it with
+        // no other callback of the VM, so none is under way now, by this function's
+        // requirements.
+        unsafe { &*self.pool.get() }
+    }
+
+    /// The pool, held in place by `pool_lock` for as long as the guard lives.
+    fn lock_pool(&self) -> PoolGuard<'_> {
+        let guard = self.pool_lock.lock();
+        // SAFETY: `pool` is only written with `pool_lock` held (type invariant), which
+        // `guard` holds for as long as the borrow, both living in the `PoolGuard`.
+        let pool = unsafe { &*self.pool.get() };
+        PoolGuard {
+            _guard: guard,
+            pool,
+        }
+    }
+}
+
+/// A VM's pool, and `pool_lock` held so that no fit replaces it.
+struct PoolGuard<'a> {
+    _guard: MutexGuard<'a, ()>,
+    pool: &'a Pool,
+}
+
+impl core::ops::Deref for PoolGuard<'_> {
+    type Target = Pool;
+
+    fn deref(&self) -> &Pool {
+        self.pool
+    }
+}
+
+impl Vm {
+    /// Reserves and lays out a VM's pool; may sleep.
+    ///
+    /// `pid` names the VMM, `start_level` is the stage-2 start level KVM picked for the
+    /// VM's IPA size and `pgd_pages` the number of concatenated pages of its root. A pool
+    /// to be fitted holds the root alone until then.
+    pub(crate) fn create(
+        ctx: &Context,
+        memslots: VmMemslots,
+        pid: i32,
+        start_level: i8,
+        pgd_pages: u32,
+    ) -> Result<Pin<KBox<Vm>>> {
+        let id = ctx.stats.next_id.fetch_add(1, Relaxed);
+        let name = CString::try_from_fmt(fmt!("vm-{}-{}", pid, id))?;
+        let pgd_pages = u64::from(pgd_pages);
+        let (pud_pages, pmd_pages) = match ctx.sizing {
+            Sizing::Fixed {
+                pud_pages,
+                pmd_pages,
+            } => (u64::from(pud_pages), u64::from(pmd_pages)),
+            Sizing::Fit => (0, 0),
+        };
+        // A stage-2 of two levels has no tables for the pud region: none is reserved.
+        let pud_pages = if Region::Pud.used_from(start_level) {
+            pud_pages
+        } else {
+            0
+        };
+        let pool = Pool::reserve(&name, pid, "VM creation", pgd_pages, pud_pages, pmd_pages)?;
+        let reserved = pool.reservation.pages();
+        // The state keeps the name for log lines; the directory is named by a copy.
+        let dir_name = CString::try_from(&*name)?;
+        // INVARIANT: nothing has replaced the pool yet, and nothing is retired.
         let state = pin_init!(VmState {
             name,
+            pid,
             start_level,
+            sizing: ctx.sizing,
             memslots,
-            reservation,
             stats: ctx.stats.clone(),
-            free,
             refused: Atomic::new(0),
-            alloc <- new_spinlock!(
-                Locked {
-                    ptalloc: PtAlloc::new(layout),
-                    taker,
-                },
-                "nptpool_vm"
-            ),
+            fit_asked: Atomic::new(0),
+            pool_lock <- new_mutex!(()),
+            pool: UnsafeCell::new(pool),
+            retired: UnsafeCell::new(None),
         });
         let vm = KBox::pin_init(
             pin_init!(Vm {
@@ -262,8 +434,14 @@ impl Vm {
     /// `None` once the region for `level` is exhausted, which halts the VM for good; for
     /// the other needs, `None` while the region has no room, which changes nothing. Runs
     /// under `kvm->mmu_lock`: does not sleep.
-    pub(crate) fn alloc_table(&self, level: i8, pages: u32, need: Need) -> Option<u64> {
+    ///
+    /// # Safety
+    ///
+    /// Called from KVM's `zalloc_table` (see [`VmState::kvm_pool`]).
+    pub(crate) unsafe fn alloc_table(&self, level: i8, pages: u32, need: Need) -> Option<u64> {
         let state = &self.state;
+        // SAFETY: KVM's `zalloc_table`, by this function's requirements.
+        let pool = unsafe { state.kvm_pool() };
         let Some(region) = Region::for_level(level, state.start_level) else {
             pr_err!(
                 "{}: KVM asked for a table at level {}, below no region of a stage-2 starting at level {}\n",
@@ -277,13 +455,13 @@ impl Vm {
             return None;
         }
 
-        let mut locked = state.alloc.lock();
+        let mut locked = pool.alloc.lock();
         // A halted VM gets nothing, not even a table given back since.
         if locked.ptalloc.halted() {
             return None;
         }
         let reused = if pages == 1 {
-            state.free.take(region, &mut locked.taker)
+            pool.free.take(region, &mut locked.taker)
         } else {
             None
         };
@@ -292,7 +470,7 @@ impl Vm {
             state.stats.pages_in_use.add(1, Relaxed);
             // SAFETY: KVM gave the page back and it was just taken off its stack, under
             // the lock that admits one taker: nobody else has it until it is returned.
-            return unsafe { state.clear(phys, 1) };
+            return unsafe { pool.clear(&state.name, phys, 1) };
         }
 
         let alloc = &mut locked.ptalloc;
@@ -310,25 +488,25 @@ impl Vm {
         match table {
             Some(phys) => {
                 // A pud or pmd page may come back from now on; the root never does.
-                state.free.handed_out(phys);
+                pool.free.handed_out(phys);
                 state.stats.pages_in_use.add(u64::from(pages), Relaxed);
                 // The pool is reserved unzeroed: a VM pays for zeroing the tables it uses,
                 // once each, not for its whole pool when it is created.
                 // SAFETY: the spec's allocator handed the pages out, for the first time,
                 // to this call alone: nobody else has them before they are returned.
-                unsafe { state.clear(phys, pages) }
+                unsafe { pool.clear(&state.name, phys, pages) }
             }
             None => {
                 // Logged once per VM: the halt is sticky, later calls fail silently, and
                 // KVM stops asking once a fault got nothing (patch 4 of patches/).
                 if let Some(region_pages) = halted_now {
                     pr_err!(
-                        "{}: {} region exhausted ({} pages of {} KiB), VM halted: its KVM_RUN fails with ENOMEM from now on; raise the module parameter {}\n",
+                        "{}: {} region exhausted ({} pages of {} KiB), VM halted: its KVM_RUN fails with ENOMEM from now on; {}\n",
                         &*state.name,
                         region.name(),
                         region_pages,
                         PAGE_SIZE / 1024,
-                        region.parameter()
+                        region.remedy(state.sizing)
                     );
                 }
                 None
@@ -338,14 +516,20 @@ impl Vm {
 
     /// KVM gave up the table at `phys`: keep it for the region's next table. From any
     /// context, without the VM's lock, which the same CPU may hold.
-    pub(crate) fn free_table(&self, phys: u64) {
+    ///
+    /// # Safety
+    ///
+    /// Called from KVM's `free_table` (see [`VmState::kvm_pool`]).
+    pub(crate) unsafe fn free_table(&self, phys: u64) {
         let state = &self.state;
-        match state.free.give_back(phys) {
+        // SAFETY: KVM's `free_table`, by this function's requirements.
+        let pool = unsafe { state.kvm_pool() };
+        match pool.free.give_back(phys) {
             Ok(_) => {
                 state.stats.pages_in_use.fetch_sub(1, Relaxed);
             }
             // The root's pages, as KVM tears the tables down: never reused.
-            Err(Refused::NotReusable) if state.reservation.holds(phys) => {}
+            Err(Refused::NotReusable) if pool.reservation.holds(phys) => {}
             // KVM's last put of a table it still uses, or of no table of the pool: its
             // counts and the pool's disagree, a bug on one side. Said once per VM, with
             // a warning, since it may come from every put of a table: `Vm`'s drop counts
@@ -363,56 +547,136 @@ impl Vm {
             }
         }
     }
-}
 
-impl VmState {
-    /// The pages of `region` handed out and not given back, as of `alloc`: the tables KVM
-    /// holds, or has queued for a grace period.
-    fn in_use(&self, alloc: &PtAlloc, region: Region) -> u64 {
-        alloc
-            .used_pages(region)
-            .saturating_sub(self.free.free_pages(region))
-    }
-
-    /// Zeroes the `pages` pages from `phys` before they become a table; `Some(phys)`, or
-    /// `None` with a line if they were not the pool's, which the type invariant rules out
-    /// (they stay counted in use, as the allocator handed them out).
+    /// KVM's `vm_fit`, as the VM first runs: for a pool to be fitted, reserves one that
+    /// holds the tables the VM's memslots can need ([`fitted`]), takes its root and puts
+    /// it in the place of the current pool, which waits for [`Vm::fitted`]. Returns the
+    /// new root's address, `None` to keep the pool, or the error that fails the VM's
+    /// `KVM_RUN` (with a line). May sleep.
     ///
     /// # Safety
     ///
-    /// The pages were just handed out to the caller, who alone has them until it returns
-    /// them to KVM.
-    unsafe fn clear(&self, phys: u64, pages: u32) -> Option<u64> {
-        for page in 0..u64::from(pages) {
-            let cleared = page
-                .checked_mul(PAGE_SIZE)
-                .and_then(|offset| phys.checked_add(offset))
-                // SAFETY: the caller alone has the page, by this function's requirements.
-                .and_then(|at| unsafe { self.reservation.clear_page(at) });
-            if cleared.is_none() {
-                pr_err!(
-                    "{}: table page {} of 0x{:x} is not the pool's: not handed out\n",
-                    &*self.name,
-                    page,
-                    phys
-                );
-                return None;
-            }
+    /// KVM runs no other callback of the VM from this call until [`Vm::fitted`] returns,
+    /// and no table but the root is handed out: it will install the root returned and
+    /// drop every reference to the current one before calling [`Vm::fitted`].
+    pub(crate) unsafe fn fit(&self) -> Result<Option<u64>> {
+        let state = &self.state;
+        state.fit_asked.store(1, Relaxed);
+        if state.sizing != Sizing::Fit {
+            return Ok(None);
         }
-        Some(phys)
+        let mut ranges = state.memslots.ranges()?;
+        let bound = footprint(&mut ranges, state.start_level).ok_or(EINVAL)?;
+        let want = fitted(bound, state.start_level).ok_or(ENOMEM)?;
+
+        let pgd_pages = state.lock_pool().snapshot().region_pages(Region::Pgd);
+        // Held from the reservation to the swap: debugfs shows the old pool or the new.
+        let guard = state.pool_lock.lock();
+        let new = Pool::reserve(
+            &state.name,
+            state.pid,
+            "its first KVM_RUN",
+            pgd_pages,
+            want.pud,
+            want.pmd,
+        )?;
+        let pgd = u32::try_from(pgd_pages)?;
+        let root = new.alloc.lock().ptalloc.alloc_contiguous(Region::Pgd, pgd);
+        // SAFETY: the spec's allocator handed the pages out to this call alone, from a
+        // pool nobody else has yet.
+        let root = root.and_then(|phys| unsafe { new.clear(&state.name, phys, pgd) });
+        let Some(root) = root else {
+            pr_err!(
+                "{}: the fitted pool has no room for the root\n",
+                &*state.name
+            );
+            return Err(ENOMEM);
+        };
+        state
+            .stats
+            .pages_reserved
+            .add(new.reservation.pages(), Relaxed);
+        state.stats.pages_in_use.add(pgd_pages, Relaxed);
+        // SAFETY: `pool_lock` is held (`guard`) and KVM runs no other callback of the VM,
+        // by this function's requirements: nobody reads `pool` or `retired` meanwhile.
+        unsafe {
+            let old = core::mem::replace(&mut *state.pool.get(), new);
+            *state.retired.get() = Some(old);
+        }
+        drop(guard);
+        // INVARIANT: replaced holding `pool_lock`, with KVM's callbacks held off; the old
+        // pool waits in `retired`.
+        Ok(Some(root))
+    }
+
+    /// KVM's `vm_fitted`: KVM uses the root [`Vm::fit`] returned and holds no reference on
+    /// the pool before it, which goes back. May sleep.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Vm::fit`].
+    pub(crate) unsafe fn fitted(&self) {
+        let state = &self.state;
+        let guard = state.pool_lock.lock();
+        // SAFETY: `pool_lock` is held and KVM runs no other callback of the VM, by this
+        // function's requirements: nobody else touches `retired`.
+        let old = unsafe { (*state.retired.get()).take() };
+        drop(guard);
+        if let Some(old) = old {
+            state
+                .stats
+                .pages_in_use
+                .fetch_sub(old.in_use_total(), Relaxed);
+            state
+                .stats
+                .pages_reserved
+                .fetch_sub(old.reservation.pages(), Relaxed);
+        }
+    }
+
+    /// KVM's `prepare_memslot`: whether the memslot `slot` (as
+    /// `KVM_SET_USER_MEMORY_REGION` numbers it) created or moved to `new` keeps the VM's
+    /// memslots within its fitted pool; `moved` if it replaces the memslot of the same
+    /// number. `ENOSPC`, with a line, if not. Before the fit, and for pools sized by the
+    /// module parameters, any memslot fits. May sleep.
+    pub(crate) fn prepare_memslot(&self, slot: u32, moved: bool, new: Range) -> Result {
+        let state = &self.state;
+        if state.sizing != Sizing::Fit || state.fit_asked.load(Relaxed) == 0 {
+            return Ok(());
+        }
+        let mut ranges = state.memslots.ranges_except(moved.then_some(slot))?;
+        ranges.push(new, GFP_KERNEL)?;
+        let need = footprint(&mut ranges, state.start_level).ok_or(EINVAL)?;
+        let alloc = state.lock_pool().snapshot();
+        let (pud, pmd) = (
+            alloc.region_pages(Region::Pud),
+            alloc.region_pages(Region::Pmd),
+        );
+        if need.pud <= pud && need.pmd <= pmd {
+            return Ok(());
+        }
+        pr_err!(
+            "{}: memslot {} at 0x{:x} ({} KiB) refused with ENOSPC: the VM's memslots would need {} pud and {} pmd tables, its pool, fitted as it first ran, has {} and {}\n",
+            &*state.name,
+            slot,
+            new.start,
+            new.len / 1024,
+            need.pud,
+            need.pmd,
+            pud,
+            pmd
+        );
+        Err(ENOSPC)
     }
 }
 
 // The debugfs reads copy what they show under the VM's lock and format it after: the
-// lock is the one the VM's vCPUs take for every new table, under `kvm->mmu_lock`.
+// lock is the one the VM's vCPUs take for every new table, under `kvm->mmu_lock`. They
+// hold `pool_lock` throughout, so that a fit does not replace the pool under them.
 impl VmState {
-    /// The allocator's state as of now.
-    fn snapshot(&self) -> PtAlloc {
-        self.alloc.lock().ptalloc.clone()
-    }
-
     fn write_regions(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let alloc = self.snapshot();
+        let pool = self.lock_pool();
+        let alloc = pool.snapshot();
         let (start, end) = alloc.layout().pool();
         writeln!(f, "start_level {}", self.start_level)?;
         writeln!(
@@ -420,9 +684,9 @@ impl VmState {
             "pool start=0x{:x} end=0x{:x} reserved_start=0x{:x} reserved_pages={} memcg_charged={}",
             start,
             end,
-            self.reservation.phys(),
-            self.reservation.pages(),
-            u8::from(self.reservation.charged())
+            pool.reservation.phys(),
+            pool.reservation.pages(),
+            u8::from(pool.reservation.charged())
         )?;
         for region in Region::ALL {
             let (start, end) = alloc.layout().bounds(region);
@@ -434,7 +698,7 @@ impl VmState {
                 end,
                 alloc.region_pages(region),
                 alloc.used_pages(region),
-                self.free.free_pages(region),
+                pool.free.free_pages(region),
             )?;
         }
         Ok(())
@@ -445,13 +709,14 @@ impl VmState {
         // Shown as KVM counts them, without the reference the pool keeps on each page
         // (patch 4 of patches/): 1 plus the table's live entries, 0 once KVM gave it up,
         // and one more for each reference someone else holds at the moment.
-        let alloc = self.snapshot();
+        let pool = self.lock_pool();
+        let alloc = pool.snapshot();
         for region in Region::ALL {
             let (start, _) = alloc.layout().bounds(region);
             let mut phys = start;
             while phys < alloc.next(region) {
                 // By the type invariant every handed-out page is one of the reservation.
-                let count = self
+                let count = pool
                     .reservation
                     .page_count(phys)
                     .and_then(|c| c.checked_sub(1))
@@ -476,7 +741,8 @@ impl VmState {
             .try_fold(0u64, |sum, r| sum.checked_add(r.len))
             .ok_or(fmt::Error)?;
         let bound: Footprint = footprint(&mut ranges, self.start_level).ok_or(fmt::Error)?;
-        let alloc = self.snapshot();
+        let pool = self.lock_pool();
+        let alloc = pool.snapshot();
         let ratio = |bytes: u64| memory.checked_div(bytes).unwrap_or(0);
         let bound_pages = bound.pud.saturating_add(bound.pmd);
         let bound_bytes = bound_pages.saturating_mul(PAGE_SIZE);
@@ -492,10 +758,10 @@ impl VmState {
         writeln!(
             f,
             "in_use pud={} pmd={}",
-            self.in_use(&alloc, Region::Pud),
-            self.in_use(&alloc, Region::Pmd)
+            pool.in_use(&alloc, Region::Pud),
+            pool.in_use(&alloc, Region::Pmd)
         )?;
-        let pool_bytes = self.reservation.pages().saturating_mul(PAGE_SIZE);
+        let pool_bytes = pool.reservation.pages().saturating_mul(PAGE_SIZE);
         writeln!(
             f,
             "pool pud={} pmd={} bytes={} ratio=1/{}",
@@ -503,11 +769,20 @@ impl VmState {
             alloc.region_pages(Region::Pmd),
             pool_bytes,
             ratio(pool_bytes)
+        )?;
+        writeln!(
+            f,
+            "sizing {}",
+            match self.sizing {
+                Sizing::Fixed { .. } => "parameters",
+                Sizing::Fit if self.fit_asked.load(Relaxed) != 0 => "fitted",
+                Sizing::Fit => "root-until-first-run",
+            }
         )
     }
 
     fn write_halted(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let halted = self.alloc.lock().ptalloc.halted();
+        let halted = self.lock_pool().alloc.lock().ptalloc.halted();
         writeln!(f, "{}", u8::from(halted))
     }
 }
@@ -517,35 +792,32 @@ impl PinnedDrop for Vm {
     fn drop(self: Pin<&mut Self>) {
         // KVM gave back what it could before `vm_destroy`: the pages still in use are
         // those handed out and not given back.
-        let locked = self.state.alloc.lock();
-        let used = Region::ALL.iter().fold(0u64, |sum, r| {
-            sum.saturating_add(self.state.in_use(&locked.ptalloc, *r))
-        });
-        drop(locked);
-        let refused = self.state.refused.load(Relaxed);
+        let state = &self.state;
+        let pool = state.lock_pool();
+        let used = pool.in_use_total();
+        let reserved = pool.reservation.pages();
+        drop(pool);
+        let refused = state.refused.load(Relaxed);
         if refused > 1 {
-            pr_err!(
-                "{}: {} give-backs refused in all\n",
-                &*self.state.name,
-                refused
-            );
+            pr_err!("{}: {} give-backs refused in all\n", &*state.name, refused);
         }
-        let stats = &self.state.stats;
+        let stats = &state.stats;
         stats.vms.fetch_sub(1, Relaxed);
-        stats
-            .pages_reserved
-            .fetch_sub(self.state.reservation.pages(), Relaxed);
+        stats.pages_reserved.fetch_sub(reserved, Relaxed);
         stats.pages_in_use.fetch_sub(used, Relaxed);
     }
 }
 
 impl Region {
-    /// The module parameter that sizes the region.
-    fn parameter(self) -> &'static str {
-        match self {
-            Region::Pgd => "(none: the root's size is fixed by the IPA size)",
-            Region::Pud => "pud_pages",
-            Region::Pmd => "pmd_pages",
+    /// What to do about the region's exhaustion, for its log line.
+    fn remedy(self, sizing: Sizing) -> &'static str {
+        match (sizing, self) {
+            (_, Region::Pgd) => "the root's size is fixed by the IPA size",
+            (Sizing::Fixed { .. }, Region::Pud) => "raise the module parameter pud_pages",
+            (Sizing::Fixed { .. }, Region::Pmd) => "raise the module parameter pmd_pages",
+            (Sizing::Fit, _) => {
+                "the pool was fitted to the memslots, which a fault should never outgrow: please report it"
+            }
         }
     }
 }
