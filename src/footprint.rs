@@ -101,19 +101,24 @@ pub fn footprint(ranges: &mut [Range], start_level: i8) -> Option<Footprint> {
     Some(total)
 }
 
-/// Tables a fitted pool holds beyond its memslots' [`footprint`], for memslots the VMM
-/// adds once the VM runs (a flash device's memslot as firmware flips it, a test's
-/// scratch memslot): an eighth more, and at least [`FIT_MIN_PUD`] and [`FIT_MIN_PMD`].
+/// The regions of a pool fitted to `bound`: the bound, and beyond it, for memslots the
+/// VMM adds once the VM runs (a flash device's memslot as firmware flips it, a test's
+/// scratch memslot), an eighth more and at least [`FIT_MIN_PUD`] and [`FIT_MIN_PMD`]. The
+/// headroom stops at what the module parameters may ask for; the bound never does, as a
+/// pool below it could halt its VM.
 pub fn fitted(bound: Footprint, start_level: i8) -> Option<Footprint> {
+    let region = |need: u64, min: u64, max: u32| {
+        let with_headroom = need.checked_add((need / 8).max(min))?;
+        Some(with_headroom.min(u64::from(max)).max(need))
+    };
     let pud = if Region::Pud.used_from(start_level) {
-        bound.pud.checked_add((bound.pud / 8).max(FIT_MIN_PUD))?
+        region(bound.pud, FIT_MIN_PUD, MAX_PUD_PAGES)?
     } else {
         0
     };
-    let pmd = bound.pmd.checked_add((bound.pmd / 8).max(FIT_MIN_PMD))?;
     Some(Footprint {
-        pud: pud.min(u64::from(MAX_PUD_PAGES)),
-        pmd: pmd.min(u64::from(MAX_PMD_PAGES)),
+        pud,
+        pmd: region(bound.pmd, FIT_MIN_PMD, MAX_PMD_PAGES)?,
     })
 }
 
@@ -308,17 +313,36 @@ mod tests {
         // A two-level stage-2 has no pud region to fit.
         assert_eq!(fitted(Footprint { pud: 5, pmd: 5 }, 2).unwrap().pud, 0);
 
-        // Capped at what the module parameters may ask for; no overflow.
-        let huge = fitted(
+        // The headroom stops at what the module parameters may ask for, the bound never.
+        let max = u64::from(MAX_PMD_PAGES);
+        let near = fitted(
             Footprint {
-                pud: u64::MAX / 2,
-                pmd: u64::MAX / 2,
+                pud: 0,
+                pmd: max - 3,
             },
             0,
         )
         .unwrap();
-        assert_eq!(huge.pmd, u64::from(MAX_PMD_PAGES));
-        assert_eq!(huge.pud, u64::from(MAX_PUD_PAGES));
+        assert_eq!(near.pmd, max);
+        let past = fitted(
+            Footprint {
+                pud: 0,
+                pmd: max + 5,
+            },
+            0,
+        )
+        .unwrap();
+        assert_eq!(past.pmd, max + 5);
+        let half = u64::MAX / 2;
+        let huge = fitted(
+            Footprint {
+                pud: half,
+                pmd: half,
+            },
+            0,
+        )
+        .unwrap();
+        assert_eq!((huge.pud, huge.pmd), (half, half));
         assert!(fitted(
             Footprint {
                 pud: 0,

@@ -282,8 +282,8 @@ pub(crate) unsafe extern "C" fn nptpool_vm_free_table(vm: *mut c_void, phys: u64
 }
 
 /// KVM's `vm_fit`, through the C shim: as the VM first runs, maybe move it to a pool
-/// fitted to its memslots. 0 with `*root` the new root's address, or 0 to keep the
-/// current one; or a negative errno that fails the `KVM_RUN`.
+/// fitted to its memslots. 1 with `*root` the new root's address, 0 to keep the current
+/// root, or a negative errno that fails the `KVM_RUN`.
 ///
 /// # Safety
 ///
@@ -298,11 +298,12 @@ pub(crate) unsafe extern "C" fn nptpool_vm_fit(vm: *mut c_void, root: *mut u64) 
     let vm = unsafe { <Pin<KBox<Vm>> as ForeignOwnable>::borrow(vm) };
     // SAFETY: KVM's `vm_fit`, by the function's safety requirements.
     match unsafe { vm.fit() } {
-        Ok(new) => {
+        Ok(Some(new)) => {
             // SAFETY: valid for writes by the function's safety requirements.
-            unsafe { *root = new.unwrap_or(0) };
-            0
+            unsafe { *root = new };
+            1
         }
+        Ok(None) => 0,
         Err(e) => e.to_errno(),
     }
 }

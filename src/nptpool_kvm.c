@@ -100,13 +100,13 @@ static void nptpool_kvm_free_table(void *vm, void *table)
  */
 static void *nptpool_kvm_vm_fit(void *vm)
 {
-	u64 root = 0;
-	int err;
+	u64 root;
+	int ret;
 
-	err = nptpool_vm_fit(vm, &root);
-	if (err)
-		return ERR_PTR(err);
-	return root ? phys_to_virt(root) : NULL;
+	ret = nptpool_vm_fit(vm, &root);
+	if (ret < 0)
+		return ERR_PTR(ret);
+	return ret ? phys_to_virt(root) : NULL;
 }
 
 /* Under kvm->slots_lock, before the memslot is in use: may sleep. */

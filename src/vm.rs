@@ -154,14 +154,28 @@ struct VmState {
     stats: Arc<Stats>,
     /// Give-backs refused: KVM's counts of the VM's tables and the pool's disagree.
     refused: Atomic<u64>,
-    /// Whether KVM asked for the fit: memslots added since must fit the pool.
-    fit_asked: Atomic<u32>,
+    /// Whether the pool was fitted: memslots created or moved since must fit it.
+    fitted: Atomic<u32>,
+    /// Memslots refused, whose lines are limited.
+    slots_refused: Atomic<u64>,
     /// Keeps debugfs readers off `pool` while a fit replaces it.
     #[pin]
     pool_lock: Mutex<()>,
     pool: UnsafeCell<Pin<KBox<Pool>>>,
     retired: UnsafeCell<Option<Pin<KBox<Pool>>>>,
 }
+
+/// Lines a VM logs for memslots it refuses.
+const SLOT_LINES: u64 = 4;
+
+// What `VmState`'s `Send` and `Sync` below rest on, besides the two cells.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Pool>();
+    send_sync::<VmMemslots>();
+    send_sync::<Stats>();
+    send_sync::<Mutex<()>>();
+};
 
 // SAFETY: `pool` and `retired` are written only under the exclusion the type invariant
 // states, which makes every access to them race free from any thread; the rest is
@@ -405,7 +419,8 @@ impl Vm {
             memslots,
             stats: ctx.stats.clone(),
             refused: Atomic::new(0),
-            fit_asked: Atomic::new(0),
+            fitted: Atomic::new(0),
+            slots_refused: Atomic::new(0),
             pool_lock <- new_mutex!(()),
             pool: UnsafeCell::new(pool),
             retired: UnsafeCell::new(None),
@@ -561,7 +576,6 @@ impl Vm {
     /// drop every reference to the current one before calling [`Vm::fitted`].
     pub(crate) unsafe fn fit(&self) -> Result<Option<u64>> {
         let state = &self.state;
-        state.fit_asked.store(1, Relaxed);
         if state.sizing != Sizing::Fit {
             return Ok(None);
         }
@@ -569,7 +583,24 @@ impl Vm {
         let bound = footprint(&mut ranges, state.start_level).ok_or(EINVAL)?;
         let want = fitted(bound, state.start_level).ok_or(ENOMEM)?;
 
-        let pgd_pages = state.lock_pool().snapshot().region_pages(Region::Pgd);
+        let (pgd_pages, in_use) = {
+            let pool = state.lock_pool();
+            (
+                pool.snapshot().region_pages(Region::Pgd),
+                pool.in_use_total(),
+            )
+        };
+        // KVM checked its root is its only table (patch 6): were the pool to disagree,
+        // the tables it holds would go with it.
+        if in_use != pgd_pages {
+            pr_err!(
+                "{}: not fitted: {} pages of the pool are in use, the root has {}\n",
+                &*state.name,
+                in_use,
+                pgd_pages
+            );
+            return Err(EBUSY);
+        }
         // Held from the reservation to the swap: debugfs shows the old pool or the new.
         let guard = state.pool_lock.lock();
         let new = Pool::reserve(
@@ -606,6 +637,7 @@ impl Vm {
         drop(guard);
         // INVARIANT: replaced holding `pool_lock`, with KVM's callbacks held off; the old
         // pool waits in `retired`.
+        state.fitted.store(1, Relaxed);
         Ok(Some(root))
     }
 
@@ -641,7 +673,8 @@ impl Vm {
     /// module parameters, any memslot fits. May sleep.
     pub(crate) fn prepare_memslot(&self, slot: u32, moved: bool, new: Range) -> Result {
         let state = &self.state;
-        if state.sizing != Sizing::Fit || state.fit_asked.load(Relaxed) == 0 {
+        // Relaxed: KVM calls this and `fit` under the same `kvm->slots_lock`.
+        if state.sizing != Sizing::Fit || state.fitted.load(Relaxed) == 0 {
             return Ok(());
         }
         let mut ranges = state.memslots.ranges_except(moved.then_some(slot))?;
@@ -654,6 +687,17 @@ impl Vm {
         );
         if need.pud <= pud && need.pmd <= pmd {
             return Ok(());
+        }
+        // A VMM may retry without end: the first few say why, the rest are counted.
+        let refused = state.slots_refused.fetch_add(1, Relaxed);
+        if refused >= SLOT_LINES {
+            if refused == SLOT_LINES {
+                pr_err!(
+                    "{}: more memslots refused with ENOSPC, not logged\n",
+                    &*state.name
+                );
+            }
+            return Err(ENOSPC);
         }
         pr_err!(
             "{}: memslot {} at 0x{:x} ({} KiB) refused with ENOSPC: the VM's memslots would need {} pud and {} pmd tables, its pool, fitted as it first ran, has {} and {}\n",
@@ -775,7 +819,7 @@ impl VmState {
             "sizing {}",
             match self.sizing {
                 Sizing::Fixed { .. } => "parameters",
-                Sizing::Fit if self.fit_asked.load(Relaxed) != 0 => "fitted",
+                Sizing::Fit if self.fitted.load(Relaxed) != 0 => "fitted",
                 Sizing::Fit => "root-until-first-run",
             }
         )

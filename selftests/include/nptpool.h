@@ -81,6 +81,8 @@ struct pool {
 	 * the tables handed out and not given back now.
 	 */
 	u64 memory, bound[NR_REGIONS], in_use[NR_REGIONS];
+	/* How the pool is sized: parameters, root-until-first-run or fitted (fit=1) */
+	char sizing[32];
 };
 
 long newest_vm_id_of(pid_t pid, char *dir, size_t len, bool may_be_unloaded);

@@ -326,6 +326,8 @@ void read_footprint(struct pool *p)
 			p->in_use[PUD] = a;
 			p->in_use[PMD] = b;
 			seen++;
+		} else {
+			sscanf(line, "sizing %31s", p->sizing);
 		}
 	}
 	fclose(f);
