@@ -16,6 +16,7 @@
 # Bounds and defaults are the host page size's (a page is the kernel's): pud_pages up to
 # 16 MiB of pool (4096, 1024, 256 pages of 4, 16, 64 KiB), pmd_pages up to 1 GiB (262144,
 # 65536, 16384), defaults 32/960, 4/60, 4/16 (test_host_lib.sh).
+# fit takes 0 and 1 only; with 1 the load line says pools are fitted and a VM runs.
 # nptpool is left loaded with its defaults; run_tests.sh (nptpool.list) checks that
 # nothing leaked.  The one test of nptpool's parameter checks: module_load_test has none.
 . /selftests/test_host_lib.sh
@@ -112,6 +113,16 @@ for params in "pud_pages=$pud_max pmd_pages=$pmd_def" "pud_pages=$pud_def pmd_pa
 	result $? "with $params a VM runs or its creation fails with ENOMEM"
 	rmmod nptpool
 done
+# fit: 0 or 1.  With 1 the load line says so, and a VM's pool is fitted as it first runs.
+refused 'Invalid argument' "nptpool: fit=2 is out of range, it must be 0..1" fit=2
+refused 'Invalid argument' "nptpool: fit=4294967295 is out of range, it must be 0..1" fit=4294967295
+unparsable 'Invalid argument' fit=-1
+loads "pools fitted to each VM's memslots" fit=1
+$C -o run
+result $? "with fit=1 a VM runs"
+rmmod nptpool
+loads "pud_pages=$pud_def pmd_pages=$pmd_def" fit=0
+rmmod nptpool
 insmod $KO
 echo "1..$n"
 finish
