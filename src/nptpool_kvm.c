@@ -243,24 +243,39 @@ bool nptpool_memcg_limit(u64 pages, char *path, size_t len, u64 *max, u64 *usage
  * range goes back in blocks as large as its alignment allows, straight to the buddy lists:
  * freed page by page, some pages would wait on per-CPU lists, be handed to the next
  * small allocations and keep the block from merging.  A page someone still references
- * is left allocated, never freed under its user.
+ * is left allocated, never freed under its user, and one whose references someone
+ * else dropped (KVM putting a table more often than it got it) is left alone rather
+ * than freed twice; either warns.
  */
 void nptpool_pool_release(u64 phys, u64 pages)
 {
+	unsigned long pfn = PHYS_PFN(phys), run = pfn;
 	struct page *page = phys_to_page(phys);
-	u64 i, referenced = 0;
-
-	for (i = 0; i < pages; i++) {
-		struct page *p = pfn_to_page(PHYS_PFN(phys) + i);
-
-		referenced += page_count(p) != 1;
-		set_page_private(p, 0);
-	}
-	WARN_ONCE(referenced, "nptpool: %llu of %llu pool pages still referenced at release\n",
-		  referenced, pages);
+	u64 i, referenced = 0, lost = 0;
 
 	mod_lruvec_page_state(page, NR_SECONDARY_PAGETABLE, -(long)pages);
-	free_contig_range(PHYS_PFN(phys), pages);
+	for (i = 0; i < pages; i++) {
+		struct page *p = pfn_to_page(pfn + i);
+		int count = page_count(p);
+
+		referenced += count > 1;
+		set_page_private(p, 0);
+		if (count > 0)
+			continue;
+		/*
+		 * Someone dropped the pool's own reference: the page is not the pool's to
+		 * free any more (freeing it again would corrupt the allocator).  Leave it.
+		 */
+		lost++;
+		if (pfn + i > run)
+			free_contig_range(run, pfn + i - run);
+		run = pfn + i + 1;
+	}
+	if (pfn + pages > run)
+		free_contig_range(run, pfn + pages - run);
+	WARN_ONCE(referenced || lost,
+		  "nptpool: %llu of %llu pool pages still referenced at release, %llu with no reference left\n",
+		  referenced, pages, lost);
 }
 
 /* A page before it is handed out as a table, fresh or given back: no one else uses it. */
