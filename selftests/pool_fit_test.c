@@ -10,6 +10,9 @@
  * table span across all of it, and must finish.  Once it ran, a memslot that needs more
  * tables than the pool has spare is refused with ENOSPC and a kernel log line naming the
  * VM and the memslot; one that fits is accepted, and the VM's second vCPU maps it.
+ *
+ * A VMM may name a range it will map later (KVM_CAP_ARM_S2_TABLE_RANGE, patch 7) before
+ * the VM runs: the pool is fitted to it too, and a memslot over it is accepted later.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -112,7 +115,6 @@ static void test_fit(void)
 	if (strcmp(p.sizing, "root-until-first-run"))
 		ksft_exit_fail_msg("nptpool is not loaded with fit=1: the pool's sizing is '%s'\n",
 				   p.sizing);
-	ksft_set_plan(11);
 	ksft_test_result(p.pages[PUD] == 0 && p.pages[PMD] == 0 && p.pages[PGD] >= 1,
 			 "before it runs, the pool holds the root alone (%lu pages; pud %lu, pmd %lu)\n",
 			 p.pages[PGD], p.pages[PUD], p.pages[PMD]);
@@ -187,6 +189,80 @@ static void test_fit(void)
 	kvm_vm_free(vm);
 }
 
+#ifndef KVM_CAP_ARM_S2_TABLE_RANGE
+#define KVM_CAP_ARM_S2_TABLE_RANGE	250
+#endif
+
+/* KVM_ENABLE_CAP(KVM_CAP_ARM_S2_TABLE_RANGE) for `size` bytes from `base`: its errno. */
+static int provision(struct kvm_vm *vm, u64 base, u64 size)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_ARM_S2_TABLE_RANGE,
+		.args = { base, size },
+	};
+
+	return __vm_ioctl(vm, KVM_ENABLE_CAP, &cap) ? errno : 0;
+}
+
+/*
+ * A VMM names a range it will map later (KVM_CAP_ARM_S2_TABLE_RANGE) before the VM runs:
+ * the pool is fitted to the memslots and that range, and a memslot covering the range,
+ * added after the VM ran, is accepted.  Bad ranges fail with EINVAL, and any range once
+ * the VM ran with EBUSY.
+ */
+static void test_provision(void)
+{
+	u64 span = nptpool_last_table_span(), psz = nptpool_page_size();
+	u64 size = 256 * span, extra[1][2], with[NR_REGIONS], without[NR_REGIONS];
+	u64 want_pud, want_pmd;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct pool p = {};
+	int err, err2, err3, level;
+	gpa_t base;
+
+	vm = vm_create_with_one_vcpu(&vcpu, guest_touch);
+	TEST_ASSERT(newest_vm_id(p.dir, sizeof(p.dir)) >= 0, "no nptpool directory for the VM");
+	read_pool(&p);
+	level = start_level(&p);
+	ksft_test_result(vm_check_cap(vm, KVM_CAP_ARM_S2_TABLE_RANGE) == 1,
+			 "KVM_CHECK_EXTENSION(KVM_CAP_ARM_S2_TABLE_RANGE) on the VM is 1\n");
+
+	base = top_gpa_aligned(vm, size / vm->page_size, span > (1UL << 30) ? span : 1UL << 30);
+	err = provision(vm, base, 0);
+	err2 = provision(vm, base + psz / 2, size);
+	err3 = provision(vm, vm->max_gfn * vm->page_size, 2 * size);
+	ksft_test_result(err == EINVAL && err2 == EINVAL && err3 == EINVAL,
+			 "an empty, an unaligned and an out-of-IPA range fail with EINVAL (%s, %s, %s)\n",
+			 strerror(err), strerror(err2), strerror(err3));
+	err = provision(vm, base, size);
+	ksft_test_result(!err, "a range of %lu MiB at 0x%lx is taken before the VM runs (%s)\n",
+			 size >> 20, base, err ? strerror(err) : "succeeded");
+
+	vcpu_args_set(vcpu, 3, 0, 0, 0);
+	err = run_vcpu(vcpu);
+	read_pool(&p);
+	read_footprint(&p);
+	extra[0][0] = base;
+	extra[0][1] = size;
+	memslots_bound(vm, level, extra, 1, with);
+	memslots_bound(vm, level, NULL, 0, without);
+	want_pud = nptpool_s2_has_pud(level) ? fitted(with[PUD], 2) : 0;
+	want_pmd = fitted(with[PMD], 8);
+	ksft_test_result(!err && !strcmp(p.sizing, "fitted") && p.pages[PUD] == want_pud &&
+			 p.pages[PMD] == want_pmd && want_pmd > fitted(without[PMD], 8),
+			 "the pool is fitted to the memslots and the range: pud %lu pmd %lu (want %lu, %lu; %lu pmd without the range)\n",
+			 p.pages[PUD], p.pages[PMD], want_pud, want_pmd, fitted(without[PMD], 8));
+
+	err = __vm_set_user_memory_region(vm, TEST_SLOT, 0, base, size, anon(size)) ? errno : 0;
+	ksft_test_result(!err, "a memslot over the whole range, added after the VM ran, is accepted (%s)\n",
+			 err ? strerror(err) : "succeeded");
+	err = provision(vm, base, size);
+	ksft_test_result(err == EBUSY, "a range named after the VM ran fails with EBUSY (%s)\n",
+			 err ? strerror(err) : "succeeded");
+	kvm_vm_free(vm);
+}
+
 static void usage(const char *name)
 {
 	printf("usage: %s [-h]\n (no options; nptpool loaded with fit=1)\n", name);
@@ -202,6 +278,8 @@ int main(int argc, char *argv[])
 	}
 	NPTPOOL_REQUIRE();
 	ksft_print_header();
+	ksft_set_plan(17);
 	test_fit();
+	test_provision();
 	ksft_finished();
 }

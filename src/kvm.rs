@@ -20,6 +20,7 @@ use crate::{
     vm::{
         Context,
         Need,
+        Sizing,
         Vm, //
     },
 };
@@ -49,7 +50,7 @@ mod ffi {
 
     extern "C" {
         pub(super) fn nptpool_kvm_host_mode() -> c_int;
-        pub(super) fn nptpool_kvm_register(ctx: *const c_void) -> c_int;
+        pub(super) fn nptpool_kvm_register(ctx: *const c_void, fit: bool) -> c_int;
         pub(super) fn nptpool_kvm_unregister();
         pub(super) fn nptpool_kvm_memslots(
             kvm: *mut c_void,
@@ -136,9 +137,11 @@ impl Registration {
     /// `ctx` stays valid until the registration is dropped and, since a VM created
     /// meanwhile pins the module, until the module's exit.
     pub(crate) unsafe fn new(ctx: *const Context) -> Result<Self> {
+        // SAFETY: valid for reads by this function's safety requirements.
+        let fit = unsafe { (*ctx).sizing } == Sizing::Fit;
         // SAFETY: the allocator it registers is a static of the C file; `ctx` lives long
         // enough by this function's safety requirements.
-        to_result(unsafe { ffi::nptpool_kvm_register(ctx.cast()) })?;
+        to_result(unsafe { ffi::nptpool_kvm_register(ctx.cast(), fit) })?;
         // INVARIANT: registration succeeded.
         Ok(Self(()))
     }
@@ -320,6 +323,31 @@ pub(crate) unsafe extern "C" fn nptpool_vm_fitted(vm: *mut c_void) {
     let vm = unsafe { <Pin<KBox<Vm>> as ForeignOwnable>::borrow(vm) };
     // SAFETY: KVM's `vm_fitted`, by the function's safety requirements.
     unsafe { vm.fitted() };
+}
+
+/// KVM's `vm_provision`, through the C shim: the VMM will map the `size` bytes from
+/// `base` later; 0, or a negative errno for its ioctl.
+///
+/// # Safety
+///
+/// `vm` was returned by [`nptpool_vm_create`] and not yet passed to
+/// [`nptpool_vm_destroy`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn nptpool_vm_provision(
+    vm: *mut c_void,
+    base: u64,
+    size: u64,
+) -> c_int {
+    // SAFETY: by the function's safety requirements `vm` came from `into_foreign` and
+    // `from_foreign` has not been called on it.
+    let vm = unsafe { <Pin<KBox<Vm>> as ForeignOwnable>::borrow(vm) };
+    match vm.provision(Range {
+        start: base,
+        len: size,
+    }) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// KVM's `prepare_memslot`, through the C shim: 0 if the memslot `slot` (numbered as

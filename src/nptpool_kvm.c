@@ -119,26 +119,40 @@ static int nptpool_kvm_prepare_memslot(void *vm, const struct kvm_memory_slot *o
 					  (u64)new->npages << PAGE_SHIFT);
 }
 
-static const struct kvm_s2_table_allocator nptpool_allocator = {
+/* Pools sized by the module parameters: nothing to do at the first run, nor for memslots. */
+static const struct kvm_s2_table_allocator nptpool_allocator_fixed = {
+	.owner = THIS_MODULE,
+	.vm_init = nptpool_kvm_vm_init,
+	.zalloc_table = nptpool_kvm_zalloc_table,
+	.free_table = nptpool_kvm_free_table,
+	.vm_destroy = nptpool_vm_destroy,
+};
+
+/* Pools fitted to each VM's memslots as it first runs (fit=1). */
+static const struct kvm_s2_table_allocator nptpool_allocator_fit = {
 	.owner = THIS_MODULE,
 	.vm_init = nptpool_kvm_vm_init,
 	.zalloc_table = nptpool_kvm_zalloc_table,
 	.free_table = nptpool_kvm_free_table,
 	.vm_fit = nptpool_kvm_vm_fit,
 	.vm_fitted = nptpool_vm_fitted,
+	.vm_provision = nptpool_vm_provision,
 	.prepare_memslot = nptpool_kvm_prepare_memslot,
 	.vm_destroy = nptpool_vm_destroy,
 };
 
-int nptpool_kvm_register(const void *ctx)
+static const struct kvm_s2_table_allocator *nptpool_allocator;
+
+int nptpool_kvm_register(const void *ctx, bool fit)
 {
 	nptpool_ctx = ctx;
-	return kvm_register_s2_table_allocator(&nptpool_allocator);
+	nptpool_allocator = fit ? &nptpool_allocator_fit : &nptpool_allocator_fixed;
+	return kvm_register_s2_table_allocator(nptpool_allocator);
 }
 
 void nptpool_kvm_unregister(void)
 {
-	kvm_unregister_s2_table_allocator(&nptpool_allocator);
+	kvm_unregister_s2_table_allocator(nptpool_allocator);
 }
 
 /*

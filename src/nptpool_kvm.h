@@ -31,7 +31,7 @@ struct nptpool_vm_info {
 
 /* Implemented in C, called from Rust. */
 int nptpool_kvm_host_mode(void);
-int nptpool_kvm_register(const void *ctx);
+int nptpool_kvm_register(const void *ctx, bool fit);
 void nptpool_kvm_unregister(void);
 int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged);
 void nptpool_pool_release(u64 phys, u64 pages);
@@ -47,6 +47,7 @@ u64 nptpool_vm_alloc_table(void *vm, s8 level, u32 pages, int need);
 void nptpool_vm_free_table(void *vm, u64 phys);
 int nptpool_vm_fit(void *vm, u64 *root);
 void nptpool_vm_fitted(void *vm);
+int nptpool_vm_provision(void *vm, u64 base, u64 size);
 int nptpool_vm_prepare_memslot(void *vm, u32 slot, bool moved, u64 start, u64 len);
 void nptpool_vm_destroy(void *vm);
 

@@ -158,6 +158,9 @@ struct VmState {
     fitted: Atomic<u32>,
     /// Memslots refused, whose lines are limited.
     slots_refused: Atomic<u64>,
+    /// The range the VMM will map later (`KVM_CAP_ARM_S2_TABLE_RANGE`), if it named one.
+    #[pin]
+    provisioned: Mutex<Option<Range>>,
     /// Keeps debugfs readers off `pool` while a fit replaces it.
     #[pin]
     pool_lock: Mutex<()>,
@@ -421,6 +424,7 @@ impl Vm {
             refused: Atomic::new(0),
             fitted: Atomic::new(0),
             slots_refused: Atomic::new(0),
+            provisioned <- new_mutex!(None),
             pool_lock <- new_mutex!(()),
             pool: UnsafeCell::new(pool),
             retired: UnsafeCell::new(None),
@@ -580,6 +584,9 @@ impl Vm {
             return Ok(None);
         }
         let mut ranges = state.memslots.ranges()?;
+        if let Some(range) = *state.provisioned.lock() {
+            ranges.push(range, GFP_KERNEL)?;
+        }
         let bound = footprint(&mut ranges, state.start_level).ok_or(EINVAL)?;
         let want = fitted(bound, state.start_level).ok_or(ENOMEM)?;
 
@@ -666,6 +673,13 @@ impl Vm {
         }
     }
 
+    /// KVM's `vm_provision`: the VMM will map `range` later, so the fit, still to come,
+    /// takes it as one more memslot. Replaces a range named before. May sleep.
+    pub(crate) fn provision(&self, range: Range) -> Result {
+        *self.state.provisioned.lock() = Some(range);
+        Ok(())
+    }
+
     /// KVM's `prepare_memslot`: whether the memslot `slot` (as
     /// `KVM_SET_USER_MEMORY_REGION` numbers it) created or moved to `new` keeps the VM's
     /// memslots within its fitted pool; `moved` if it replaces the memslot of the same
@@ -679,6 +693,10 @@ impl Vm {
         }
         let mut ranges = state.memslots.ranges_except(moved.then_some(slot))?;
         ranges.push(new, GFP_KERNEL)?;
+        // What the pool was fitted for: a memslot inside that range needs nothing more.
+        if let Some(range) = *state.provisioned.lock() {
+            ranges.push(range, GFP_KERNEL)?;
+        }
         let need = footprint(&mut ranges, state.start_level).ok_or(EINVAL)?;
         let alloc = state.lock_pool().snapshot();
         let (pud, pmd) = (
@@ -814,6 +832,13 @@ impl VmState {
             pool_bytes,
             ratio(pool_bytes)
         )?;
+        if let Some(range) = *self.provisioned.lock() {
+            writeln!(
+                f,
+                "provisioned start=0x{:x} bytes={}",
+                range.start, range.len
+            )?;
+        }
         writeln!(
             f,
             "sizing {}",
