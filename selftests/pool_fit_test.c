@@ -218,8 +218,8 @@ static void test_provision(void)
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	struct pool p = {};
-	int err, err2, err3, level;
-	gpa_t base;
+	int err, err2, err3, err4, level;
+	gpa_t base, outside;
 
 	vm = vm_create_with_one_vcpu(&vcpu, guest_touch);
 	TEST_ASSERT(newest_vm_id(p.dir, sizeof(p.dir)) >= 0, "no nptpool directory for the VM");
@@ -231,11 +231,15 @@ static void test_provision(void)
 	base = top_gpa_aligned(vm, size / vm->page_size, span > (1UL << 30) ? span : 1UL << 30);
 	err = provision(vm, base, 0);
 	err2 = provision(vm, base + psz / 2, size);
-	err3 = provision(vm, vm->max_gfn * vm->page_size, 2 * size);
-	ksft_test_result(err == EINVAL && err2 == EINVAL && err3 == EINVAL,
-			 "an empty, an unaligned and an out-of-IPA range fail with EINVAL (%s, %s, %s)\n",
-			 strerror(err), strerror(err2), strerror(err3));
-	err = provision(vm, base, size);
+	err3 = provision(vm, (1UL << vm->pa_bits) - psz, 2 * psz);
+	err4 = provision(vm, ~0UL & ~(psz - 1), psz);
+	ksft_test_result(err == EINVAL && err2 == EINVAL && err3 == EINVAL && err4 == EINVAL,
+			 "an empty, an unaligned, an out-of-IPA and a wrapping range fail with EINVAL (%s, %s, %s, %s)\n",
+			 strerror(err), strerror(err2), strerror(err3), strerror(err4));
+	/* A range named again replaces the one before: the fit below is for the second. */
+	err = provision(vm, base - size, 2 * size);
+	if (!err)
+		err = provision(vm, base, size);
 	ksft_test_result(!err, "a range of %lu MiB at 0x%lx is taken before the VM runs (%s)\n",
 			 size >> 20, base, err ? strerror(err) : "succeeded");
 
@@ -254,6 +258,19 @@ static void test_provision(void)
 			 "the pool is fitted to the memslots and the range: pud %lu pmd %lu (want %lu, %lu; %lu pmd without the range)\n",
 			 p.pages[PUD], p.pages[PMD], want_pud, want_pmd, fitted(without[PMD], 8));
 
+	/*
+	 * Outside the range, a memslot of one table more than the pool holds beyond the
+	 * memslots and the range is refused: the range keeps its tables.
+	 */
+	outside = (base - (p.pages[PMD] - with[PMD] + 1) * span) & ~((1UL << 30) - 1);
+	outside -= 1UL << 30;
+	err = __vm_set_user_memory_region(vm, REFUSED_SLOT, 0, outside,
+					  (p.pages[PMD] - with[PMD] + 1) * span,
+					  anon((p.pages[PMD] - with[PMD] + 1) * span)) ? errno : 0;
+	ksft_test_result(err == ENOSPC,
+			 "outside the range, a memslot needing %lu pmd tables, %lu spare beyond the range, fails with ENOSPC (%s)\n",
+			 p.pages[PMD] - with[PMD] + 1, p.pages[PMD] - with[PMD],
+			 err ? strerror(err) : "succeeded");
 	err = __vm_set_user_memory_region(vm, TEST_SLOT, 0, base, size, anon(size)) ? errno : 0;
 	ksft_test_result(!err, "a memslot over the whole range, added after the VM ran, is accepted (%s)\n",
 			 err ? strerror(err) : "succeeded");
@@ -278,7 +295,7 @@ int main(int argc, char *argv[])
 	}
 	NPTPOOL_REQUIRE();
 	ksft_print_header();
-	ksft_set_plan(17);
+	ksft_set_plan(18);
 	test_fit();
 	test_provision();
 	ksft_finished();

@@ -273,12 +273,14 @@ void nptpool_pool_release(u64 phys, u64 pages)
 		int count = page_count(p);
 
 		referenced += count > 1;
-		set_page_private(p, 0);
-		if (count > 0)
+		if (count > 0) {
+			set_page_private(p, 0);
 			continue;
+		}
 		/*
-		 * Someone dropped the pool's own reference: the page is not the pool's to
-		 * free any more (freeing it again would corrupt the allocator).  Leave it.
+		 * Someone dropped the pool's own reference: the page is not the pool's any
+		 * more, not even its page->private, which the buddy allocator uses if the
+		 * page went back to it.  Leave it.
 		 */
 		lost++;
 		if (pfn + i > run)
