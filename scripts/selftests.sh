@@ -21,7 +21,13 @@ kvm=$ksrc/tools/testing/selftests/kvm
 common=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- KSRC="$ksrc"
 	KHDR_INCLUDES="-isystem $kdir/hdr/include" EXTRA_CFLAGS=-static LDFLAGS=-static)
 
+# Objects and their dependency files name the source tree they were built from: built
+# from another (the series changed, and the old tree may be pruned), start afresh.
+if [ -e "$out/.ksrc" ] && [ "$(cat "$out/.ksrc")" != "$ksrc" ]; then
+	rm -rf "$out/kvm" "$out/gen" "$out/nptpool" "$out/kmod"
+fi
 mkdir -p "$out/kvm" "$out/gen/tools" "$out/nptpool"
+echo "$ksrc" >"$out/.ksrc"
 if [ -n "$from" ]; then
 	[ -d "$from/kvm" ] && [ -d "$from/nptpool" ] ||
 		{ echo "selftests: no selftests in $from" >&2; exit 1; }
