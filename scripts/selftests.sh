@@ -22,8 +22,9 @@ common=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- KSRC="$ksrc"
 	KHDR_INCLUDES="-isystem $kdir/hdr/include" EXTRA_CFLAGS=-static LDFLAGS=-static)
 
 # Objects and their dependency files name the source tree they were built from: built
-# from another (the series changed, and the old tree may be pruned), start afresh.
-if [ -e "$out/.ksrc" ] && [ "$(cat "$out/.ksrc")" != "$ksrc" ]; then
+# from another (the series changed, and the old tree may be pruned), or from one not
+# recorded, start afresh.
+if [ "$(cat "$out/.ksrc" 2>/dev/null)" != "$ksrc" ]; then
 	rm -rf "$out/kvm" "$out/gen" "$out/nptpool" "$out/kmod"
 fi
 mkdir -p "$out/kvm" "$out/gen/tools" "$out/nptpool"
