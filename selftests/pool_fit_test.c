@@ -41,19 +41,6 @@ static u64 fitted(u64 bound, u64 min)
 	return bound + (bound / 8 > min ? bound / 8 : min);
 }
 
-static int run_vcpu(struct kvm_vcpu *vcpu)
-{
-	struct ucall uc;
-
-	if (_vcpu_run(vcpu))
-		return errno;
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_MMIO);
-	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	TEST_ASSERT_EQ(uc.cmd, UCALL_DONE);
-	return 0;
-}
-
 /*
  * KVM's references on the root, the first page of the pgd region (`tables`): 1 for the
  * table and 1 per live entry, so 2 or more once KVM links a table under it.
@@ -119,7 +106,7 @@ static void test_fit(void)
 			 "before it runs, the pool holds the root alone (%lu pages; pud %lu, pmd %lu)\n",
 			 p.pages[PGD], p.pages[PUD], p.pages[PMD]);
 
-	err = run_vcpu(vcpus[0]);
+	err = vcpu_run_done(vcpus[0]);
 	ksft_test_result(!err,
 			 "a guest touching %lu pages one pmd-region table apart (%lu MiB memslot, %lu default pmd pages) finishes: KVM_RUN %s\n",
 			 count, slot >> 20, default_pmd_pages(), err ? strerror(err) : "succeeded");
@@ -176,7 +163,7 @@ static void test_fit(void)
 				    psz / vm->page_size, 0);
 	virt_pg_map(vm, FITTING_GVA, gpa_fits);
 	vcpu_args_set(vcpus[1], 3, FITTING_GVA, 1, psz);
-	err = run_vcpu(vcpus[1]);
+	err = vcpu_run_done(vcpus[1]);
 	read_pool(&p);
 	ksft_test_result(!err && !vm_halted(&p),
 			 "the VM keeps running: its other vCPU maps that memslot (KVM_RUN %s)\n",
@@ -244,7 +231,7 @@ static void test_provision(void)
 			 size >> 20, base, err ? strerror(err) : "succeeded");
 
 	vcpu_args_set(vcpu, 3, 0, 0, 0);
-	err = run_vcpu(vcpu);
+	err = vcpu_run_done(vcpu);
 	read_pool(&p);
 	read_footprint(&p);
 	extra[0][0] = base;

@@ -197,8 +197,8 @@ impl VmMemslots {
                 len = n;
                 continue;
             }
-            // Room for one more: a memslot on its way in.
-            let room = usize::try_from(n.checked_add(1).ok_or(ENOMEM)?)?;
+            // Room for two more: a memslot on its way in, a range the VMM will map.
+            let room = usize::try_from(n.checked_add(2).ok_or(ENOMEM)?)?;
             let mut ranges = KVVec::with_capacity(room, GFP_KERNEL)?;
             for pair in buf.chunks_exact(2).take(usize::try_from(n)?) {
                 if let [start, len] = *pair {

@@ -305,6 +305,15 @@ impl Pool {
         })
     }
 
+    /// Takes the pool out of the global counters as it goes: its reservation, and the
+    /// pages it has handed out and not got back.
+    fn uncount(&self, stats: &Stats) {
+        stats.pages_in_use.fetch_sub(self.in_use_total(), Relaxed);
+        stats
+            .pages_reserved
+            .fetch_sub(self.reservation.pages(), Relaxed);
+    }
+
     /// The allocator's state as of now.
     fn snapshot(&self) -> PtAlloc {
         self.alloc.lock().ptalloc.clone()
@@ -351,6 +360,17 @@ impl VmState {
         // no other callback of the VM, so none is under way now, by this function's
         // requirements.
         unsafe { &*self.pool.get() }
+    }
+
+    /// What the VM's tables are sized for: its memslots but `except` (see
+    /// [`VmMemslots::ranges_except`]), and the range the VMM will map later, if it named
+    /// one, which a memslot inside it then needs nothing more for. May sleep.
+    fn ranges_to_map(&self, except: Option<u32>) -> Result<KVVec<Range>> {
+        let mut ranges = self.memslots.ranges_except(except)?;
+        if let Some(range) = *self.provisioned.lock() {
+            ranges.push(range, GFP_KERNEL)?;
+        }
+        Ok(ranges)
     }
 
     /// The pool, held in place by `pool_lock` for as long as the guard lives.
@@ -583,10 +603,7 @@ impl Vm {
         if state.sizing != Sizing::Fit {
             return Ok(None);
         }
-        let mut ranges = state.memslots.ranges()?;
-        if let Some(range) = *state.provisioned.lock() {
-            ranges.push(range, GFP_KERNEL)?;
-        }
+        let mut ranges = state.ranges_to_map(None)?;
         let bound = footprint(&mut ranges, state.start_level).ok_or(EINVAL)?;
         let want = fitted(bound, state.start_level).ok_or(ENOMEM)?;
 
@@ -662,14 +679,7 @@ impl Vm {
         let old = unsafe { (*state.retired.get()).take() };
         drop(guard);
         if let Some(old) = old {
-            state
-                .stats
-                .pages_in_use
-                .fetch_sub(old.in_use_total(), Relaxed);
-            state
-                .stats
-                .pages_reserved
-                .fetch_sub(old.reservation.pages(), Relaxed);
+            old.uncount(&state.stats);
         }
     }
 
@@ -691,12 +701,8 @@ impl Vm {
         if state.sizing != Sizing::Fit || state.fitted.load(Relaxed) == 0 {
             return Ok(());
         }
-        let mut ranges = state.memslots.ranges_except(moved.then_some(slot))?;
+        let mut ranges = state.ranges_to_map(moved.then_some(slot))?;
         ranges.push(new, GFP_KERNEL)?;
-        // What the pool was fitted for: a memslot inside that range needs nothing more.
-        if let Some(range) = *state.provisioned.lock() {
-            ranges.push(range, GFP_KERNEL)?;
-        }
         let need = footprint(&mut ranges, state.start_level).ok_or(EINVAL)?;
         let alloc = state.lock_pool().snapshot();
         let (pud, pmd) = (
@@ -862,18 +868,12 @@ impl PinnedDrop for Vm {
         // KVM gave back what it could before `vm_destroy`: the pages still in use are
         // those handed out and not given back.
         let state = &self.state;
-        let pool = state.lock_pool();
-        let used = pool.in_use_total();
-        let reserved = pool.reservation.pages();
-        drop(pool);
+        state.lock_pool().uncount(&state.stats);
         let refused = state.refused.load(Relaxed);
         if refused > 1 {
             pr_err!("{}: {} give-backs refused in all\n", &*state.name, refused);
         }
-        let stats = &state.stats;
-        stats.vms.fetch_sub(1, Relaxed);
-        stats.pages_reserved.fetch_sub(reserved, Relaxed);
-        stats.pages_in_use.fetch_sub(used, Relaxed);
+        state.stats.vms.fetch_sub(1, Relaxed);
     }
 }
 

@@ -79,18 +79,24 @@ void vm_setup(struct vm_under_test *t, u64 slot_pages, u64 count, u64 stride)
 	vm_setup_shape(t, VM_SHAPE_DEFAULT, slot_pages, count, stride);
 }
 
-/* Run the guest; 0 when it finished, else KVM_RUN's errno. */
-int vm_run(struct vm_under_test *t)
+/* Run `vcpu` until its guest reports done; 0 when it did, else KVM_RUN's errno. */
+int vcpu_run_done(struct kvm_vcpu *vcpu)
 {
 	struct ucall uc;
 
-	if (_vcpu_run(t->vcpu))
+	if (_vcpu_run(vcpu))
 		return errno;
-	TEST_ASSERT_KVM_EXIT_REASON(t->vcpu, KVM_EXIT_MMIO);
-	if (get_ucall(t->vcpu, &uc) == UCALL_ABORT)
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_MMIO);
+	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
 		REPORT_GUEST_ASSERT(uc);
 	TEST_ASSERT_EQ(uc.cmd, UCALL_DONE);
 	return 0;
+}
+
+/* Run the guest; 0 when it finished, else KVM_RUN's errno. */
+int vm_run(struct vm_under_test *t)
+{
+	return vcpu_run_done(t->vcpu);
 }
 
 /*
