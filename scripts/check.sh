@@ -132,6 +132,8 @@ GIC=2 guest_run gicv2 "" /selftests/gicv2.list
 guest_run nested kvm-arm.mode=nested /selftests/nested.list
 # Real VMs: Debian's QEMU and a Linux guest (make vm), huge pages for a hugetlb-backed one.
 VM=1 HUGEPAGES=160 guest_run vm "" /selftests/vm.list
+# A host CPU without FEAT_S2FWB, where a guest reboot unmaps the whole stage-2.
+VM=1 QEMU_CPU=neoverse-n1 guest_run nofwb "" /selftests/nofwb.list
 
 # make bench cannot rot silently: one repetition at the tiniest sizes, on the machine
 # make bench boots (scripts/bench.sh says why), VHE only; passes when every benchmark

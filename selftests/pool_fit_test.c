@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * pool_fit_test: with nptpool loaded with fit=1, a VM's pool holds its root alone until
- * the VM first runs; then it holds the tables the VM's memslots can need (the bound its
- * debugfs `footprint` shows, which memslots_bound() computes again here) plus the
- * headroom: an eighth more, at least 2 pud-region and 8 pmd-region tables.
+ * pool_fit_test: with nptpool fitting pools (fit=1, the default), a VM's pool holds its
+ * root alone until the VM first runs; then it holds the tables the VM's memslots can
+ * need (the bound its debugfs `footprint` shows, which memslots_bound() computes again
+ * here) plus the headroom: an eighth more, at least 2 pud-region and 8 pmd-region tables.
  *
  * The VM's memslot is half again as large as the default pmd region maps page by page,
  * so the default fixed pool would halt it; its guest touches one page per pmd-region
@@ -98,9 +98,9 @@ static void test_fit(void)
 	read_pool(&p);
 	level = start_level(&p);
 	read_footprint(&p);
-	/* The list loads nptpool with fit=1: anything else is a harness bug, not a skip. */
+	/* The list loads nptpool at its default, fit=1: anything else is a harness bug, not a skip. */
 	if (strcmp(p.sizing, "root-until-first-run"))
-		ksft_exit_fail_msg("nptpool is not loaded with fit=1: the pool's sizing is '%s'\n",
+		ksft_exit_fail_msg("nptpool does not fit pools (fit=1): the pool's sizing is '%s'\n",
 				   p.sizing);
 	ksft_test_result(p.pages[PUD] == 0 && p.pages[PMD] == 0 && p.pages[PGD] >= 1,
 			 "before it runs, the pool holds the root alone (%lu pages; pud %lu, pmd %lu)\n",
@@ -269,7 +269,7 @@ static void test_provision(void)
 
 static void usage(const char *name)
 {
-	printf("usage: %s [-h]\n (no options; nptpool loaded with fit=1)\n", name);
+	printf("usage: %s [-h]\n (no options; nptpool loaded fitting pools, its default)\n", name);
 }
 
 int main(int argc, char *argv[])

@@ -5,14 +5,16 @@
 # lives, and uncharged when the VM dies; a VMM whose cgroup cannot take another pool gets
 # ENOMEM from KVM_CREATE_VM and nptpool's line naming the cgroup's limit.
 #
-# Twice: at the default pool, which the buddy allocator serves as one block, and with
-# pmd_pages at twice the buddy allocator's largest block (MAX_ORDER_NR_PAGES, read from
-# /proc/buddyinfo), a pool alloc_contig_pages() serves.  Each time a VMM (vm_fill) in
-# cgroup $P/vmm, whose memory.max leaves room for $N pools and half of one more, creates
-# VMs until KVM_CREATE_VM fails; the pools stay charged to vmm when the VMM moves to
-# $P/other and when vmm is removed (then to $P, the charge's objcg reparented), and go
-# when the VMM closes its VMs.  Run under a pool by run_tests.sh, which checks
-# afterwards that nothing leaked and puts nptpool's defaults back.
+# Twice, with pools of fixed size (a fitted pool is sized as its VM first runs, and
+# vm_fill's VMs never run): at the built-in size (fit=0), which the buddy allocator
+# serves as one block, and with pmd_pages at twice the buddy allocator's largest block
+# (MAX_ORDER_NR_PAGES, read from /proc/buddyinfo), a pool alloc_contig_pages() serves.
+# Each time a VMM (vm_fill) in cgroup $P/vmm, whose memory.max leaves room for $N pools
+# and half of one more, creates VMs until KVM_CREATE_VM fails; the pools stay charged to
+# vmm when the VMM moves to $P/other and when vmm is removed (then to $P, the charge's
+# objcg reparented), and go when the VMM closes its VMs.  Run under a pool by
+# run_tests.sh, which checks afterwards that nothing leaked and puts nptpool's defaults
+# back.
 . /selftests/test_host_lib.sh
 CG=/sys/fs/cgroup
 P=$CG/nptpool_memcg
@@ -149,7 +151,7 @@ scenario() {
 	result $? "$what: the cgroups go"
 }
 
-scenario "default pool (buddy block)"
+scenario "built-in pool (buddy block)" fit=0
 scenario "large pool (alloc_contig_pages)" pmd_pages=$((2 * max_order_nr_pages))
 # The large pools were above the buddy allocator's largest block: the contiguous path.
 echo "# large pool: $pool_pages pages, MAX_ORDER_NR_PAGES $max_order_nr_pages"

@@ -4,19 +4,23 @@
 # negative, past 32 and 64 bits, malformed, repeated, and both at values whose pool size
 # would overflow a 32-bit computation.
 #
-# - A value that parses but lies outside 1..max: insmod fails with EINVAL and nptpool
-#   logs "P=V is out of range, it must be 1..MAX".
+# - pud_pages and pmd_pages are overrides: 0 (their default) means not given, and with
+#   neither given each VM's pool is fitted (fit=1, the default).  A value that parses but
+#   lies outside 0..max: insmod fails with EINVAL and nptpool logs "P=V is out of range,
+#   it must be 0..MAX".
 # - A value that does not parse as a u32 (negative, too big, not a number, empty,
 #   missing, given twice): the kernel's parameter parser refuses it, insmod fails and the
 #   kernel logs "`V' invalid for parameter `P'".
 # - Prefixed numbers parse as the kernel's integers do (0x hex, 0 octal, + sign).
-# - In range: the module loads; at the minimum a VM halts as soon as it needs a second
+# - In range: the module loads with fixed regions, the one not given at its built-in
+#   size; at the minimum a VM halts as soon as it needs a second
 #   table of a region; at the maximum a VM either gets its pool (alloc_contig_pages, up
 #   to 1 GiB) and runs, or KVM_CREATE_VM fails with ENOMEM and nptpool's line.
 # Bounds and defaults are the host page size's (a page is the kernel's): pud_pages up to
 # 16 MiB of pool (4096, 1024, 256 pages of 4, 16, 64 KiB), pmd_pages up to 1 GiB (262144,
 # 65536, 16384), defaults 32/960, 4/60, 4/16 (test_host_lib.sh).
-# fit takes 0 and 1 only; with 1 the load line says pools are fitted and a VM runs.
+# fit takes 0 and 1 only: with 1, and with no parameter at all, the load line says pools
+# are fitted and a VM runs; with 0 every pool has the built-in regions.
 # nptpool is left loaded with its defaults; run_tests.sh (nptpool.list) checks that
 # nothing leaked.  The one test of nptpool's parameter checks: module_load_test has none.
 . /selftests/test_host_lib.sh
@@ -41,7 +45,7 @@ refused() {
 
 # out_of_range PARAM VALUE MAX
 out_of_range() {
-	refused 'Invalid argument' "nptpool: $1=$2 is out of range, it must be 1..$3" "$1=$2"
+	refused 'Invalid argument' "nptpool: $1=$2 is out of range, it must be 0..$3" "$1=$2"
 }
 
 # unparsable ERRNO_TEXT PARAM=VALUE...: the last PARAM=VALUE is the one refused
@@ -73,14 +77,17 @@ read -r pud_max pmd_max <<EOF
 $(nptpool_maxima)
 EOF
 echo "TAP version 13"
-echo "# $NPTPOOL_PAGE_KIB KiB pages: pud_pages 1..$pud_max (default $pud_def), pmd_pages 1..$pmd_max (default $pmd_def)"
+echo "# $NPTPOOL_PAGE_KIB KiB pages: pud_pages 1..$pud_max (built-in $pud_def), pmd_pages 1..$pmd_max (built-in $pmd_def), 0 for not given"
+fitted="pools fitted to each VM's memslots"
 for p in pud_pages:$pud_max pmd_pages:$pmd_max; do
 	name=${p%%:*} max=${p#*:}
-	out_of_range "$name" 0 "$max"
+	# 0 (and -0, which parses as 0) is the default: not given, so pools are fitted.
+	for v in 0 -0; do
+		loads "$fitted" "$name=$v"
+		rmmod nptpool
+	done
 	out_of_range "$name" $((max + 1)) "$max"
 	out_of_range "$name" 4294967295 "$max"
-	# -0 parses, as 0
-	refused 'Invalid argument' "nptpool: $name=0 is out of range, it must be 1..$max" "$name=-0"
 	for v in -1 -4096 4294967296 18446744073709551615 18446744073709551616 \
 		99999999999999999999999 abc 12abc 1e3 0960 ''; do
 		unparsable 'Invalid argument' "$name=$v"
@@ -96,6 +103,9 @@ for v in 0x10 020 +16; do
 	loads "pud_pages=$pud_def pmd_pages=16" "pmd_pages=$v"
 	rmmod nptpool
 done
+# Either region given overrides fitting, whatever fit says; the other is at its built-in.
+loads "pud_pages=8 pmd_pages=$pmd_def" pud_pages=8 fit=1
+rmmod nptpool
 
 # The minimum: one page per region; the guest's code and its stores at the top of the
 # IPA space need two last-level tables.
@@ -117,10 +127,13 @@ done
 refused 'Invalid argument' "nptpool: fit=2 is out of range, it must be 0..1" fit=2
 refused 'Invalid argument' "nptpool: fit=4294967295 is out of range, it must be 0..1" fit=4294967295
 unparsable 'Invalid argument' fit=-1
-loads "pools fitted to each VM's memslots" fit=1
-$C -o run
-result $? "with fit=1 a VM runs"
-rmmod nptpool
+for params in fit=1 ''; do
+	# shellcheck disable=SC2086 # no word or one
+	loads "$fitted" $params
+	$C -o run
+	result $? "with ${params:-no parameters} a VM runs"
+	rmmod nptpool
+done
 loads "pud_pages=$pud_def pmd_pages=$pmd_def" fit=0
 rmmod nptpool
 insmod $KO

@@ -106,7 +106,11 @@ reload() {
 	insmod $NPTPOOL_KO $@
 }
 
-meminfo_kib() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
+# A /proc/meminfo field in kB, the per-CPU vmstat deltas folded first (as lib/nptpool.c).
+meminfo_kib() {
+	echo 1 2>/dev/null >/proc/sys/vm/stat_refresh
+	awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo
+}
 
 # Free pages on the per-CPU lists (/proc/zoneinfo pagesets, in the host's pages),
 # which MemFree leaves out.  Those lists grow after large frees (their high mark tunes

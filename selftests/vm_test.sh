@@ -5,15 +5,20 @@
 # theirs.  Each mode asserts what the guest reports on its console, how QEMU exits, and
 # what nptpool shows for the VM while it runs; run_tests.sh adds the leak check.
 #
-# usage: vm_test.sh MODE [-s VCPUS] [-m GUEST_MIB] [-w MIB] [-r ROUNDS] [-b BOOTS]
+# usage: vm_test.sh MODE [-s VCPUS] [-m GUEST_MIB] [-w MIB] [-r ROUNDS] [-b BOOTS] [-n]
 #   boot      boot to init and power off
 #   mem       the guest writes MIB MiB, checks and frees them, ROUNDS times, with the test
 #             host's THP off (4 KiB stage-2 mappings: one pmd-region table per 2 MiB
 #             written) and then on (2 MiB blocks: far fewer tables)
 #   hugetlb   mem, with the guest's memory on hugetlbfs (HUGEPAGES= in the boot)
-#   reboot    the guest reboots until it has booted BOOTS times, in one QEMU process
+#   reboot    the guest reboots until it has booted BOOTS times, in one QEMU process; with
+#             -n the host must lack FEAT_S2FWB, so that KVM unmaps the whole stage-2
+#             at each reboot (stage2_unmap_vm()), and THP is off, so that each boot
+#             maps the guest with last-level tables again
 #   disk      MIB MiB through virtio-blk to a disk image and back, checksummed in the
 #             guest and, after QEMU exits, in the test host
+#   fill      THP off, the guest writes MIB MiB (most of its memory) once, at the default
+#             parameters: the pool fitted to QEMU's memslots serves it, within their bound
 #   oversize  THP off, a pool of 16 pmd-region tables, a guest writing more than they
 #             map: the VM is halted and QEMU fails, the host lives; then the same guest
 #             on stock KVM (nptpool unloaded) runs through
@@ -26,18 +31,19 @@ usage() {
 [ $# -ge 1 ] || usage
 mode=$1
 shift
-smp=1 mem=256 mib=64 rounds=2 boots=3
-while getopts s:m:w:r:b: opt; do
+smp=1 mem=256 mib=64 rounds=2 boots=3 nofwb=0
+while getopts s:m:w:r:b:n opt; do
 	case $opt in
 	s) smp=$OPTARG ;;
 	m) mem=$OPTARG ;;
 	w) mib=$OPTARG ;;
 	r) rounds=$OPTARG ;;
 	b) boots=$OPTARG ;;
+	n) nofwb=1 ;;
 	*) usage ;;
 	esac
 done
-case $mode in boot | mem | hugetlb | reboot | disk | oversize) ;; *) usage ;; esac
+case $mode in boot | mem | hugetlb | reboot | disk | fill | oversize) ;; *) usage ;; esac
 
 QEMU=/usr/bin/qemu-system-aarch64
 D=/sys/kernel/debug/nptpool
@@ -66,13 +72,14 @@ span_kib=$((NPTPOOL_PAGE_KIB * 1024 / 8 * NPTPOOL_PAGE_KIB))
 # killed after TIMEOUT_S; its output in $work/NAME.out, QEMU's stderr in $work/NAME.err,
 # real_vm.sh's status in $vm_rc, QEMU's in $qemu_rc, QEMU's pid in $vm_pid, the nonce it
 # gave the guest in $vm_nonce; its pool's regions sampled twice a second: how many samples
-# in $vm_samples, the most pmd-region pages used in $vm_pmd_used.  With stop_on_kvm_error=1, QEMU is
+# in $vm_samples, the most pmd-region pages used in $vm_pmd_used, the last sample of its
+# footprint in $work/NAME.footprint.  With stop_on_kvm_error=1, QEMU is
 # stopped (SIGTERM) 2 s after it reports that KVM_RUN failed: QEMU pauses the halted VM
 # instead of exiting, and would otherwise run until the timeout ($vm_stopped is then 1).
 run_vm() {
 	local name=$1 tmo=$2 pid='' t=0 regions used err_t=-1
 	shift 2
-	rm -f "$work/$name.pid" "$work/$name.regions"
+	rm -f "$work/$name.pid" "$work/$name.regions" "$work/$name.footprint"
 	/selftests/real_vm.sh -s "$smp" -m "$mem" -p "$work/$name.pid" -T "$tmo" "$@" \
 		>"$work/$name.out" 2>"$work/$name.err" &
 	vm_pmd_used=0 vm_samples=0 vm_stopped=0
@@ -83,6 +90,7 @@ run_vm() {
 			[ -r "$regions" ] && cat "$regions" >"$work/$name.regions.now" 2>/dev/null || continue
 			grep -q '^pgd .* used=[1-9]' "$work/$name.regions.now" || continue
 			mv "$work/$name.regions.now" "$work/$name.regions"
+			cat "${regions%/regions}/footprint" >"$work/$name.footprint" 2>/dev/null
 			vm_samples=$((vm_samples + 1))
 			used=$(sed -n 's/^pmd .* used=\([0-9]*\).*/\1/p' "$work/$name.regions")
 			[ "${used:-0}" -gt "$vm_pmd_used" ] && vm_pmd_used=$used
@@ -105,7 +113,7 @@ run_vm() {
 	echo "# $name: real_vm.sh exited $vm_rc after about $((t / 2)) s; its output:"
 	sed 's/^/#   /' "$work/$name.out" | tail -n 30
 	[ -s "$work/$name.err" ] && { echo "# $name: QEMU's stderr ($(wc -l <"$work/$name.err") lines), first lines:"; head -n 5 "$work/$name.err" | sed 's/^/#   /'; }
-	[ -s "$work/$name.regions" ] && { echo "# $name: its pool, last of $vm_samples samples:"; sed 's/^/#   /' "$work/$name.regions"; }
+	[ -s "$work/$name.regions" ] && { echo "# $name: its pool, last of $vm_samples samples:"; sed 's/^/#   /' "$work/$name.regions" "$work/$name.footprint"; }
 	return 0
 }
 
@@ -124,6 +132,18 @@ sampled() {
 	[ -n "$(ls -d /sys/module/nptpool 2>/dev/null)" ] || return 0
 	[ "$vm_samples" -gt 0 ]
 	result $? "$1: nptpool's debugfs showed the VM's pool while it ran ($vm_samples samples)"
+}
+
+# within_bound NAME WHAT [MIN]: the last footprint sampled from run NAME says the pool was
+# fitted to QEMU's memslots, with a pmd bound of at least MIN tables and a pool at least
+# that large, and the most pmd-region pages ever handed out stayed within the bound.
+within_bound() {
+	local f=$work/$1.footprint bound pool
+	bound=$(sed -n 's/^bound pud=[0-9]* pmd=\([0-9]*\) .*/\1/p' "$f" 2>/dev/null)
+	pool=$(sed -n 's/^pool pud=[0-9]* pmd=\([0-9]*\) .*/\1/p' "$f" 2>/dev/null)
+	grep -q '^sizing fitted$' "$f" 2>/dev/null && [ "${bound:-0}" -ge "${3:-1}" ] &&
+		[ "${pool:-0}" -ge "$bound" ] && [ "$vm_pmd_used" -le "$bound" ]
+	result $? "$2: the pool fitted to QEMU's memslots, pmd bound ${bound:-none} (at least ${3:-1}), pool ${pool:-none}, at most the bound handed out ($vm_pmd_used)"
 }
 
 with_thp() {
@@ -178,14 +198,27 @@ mem | hugetlb)
 	fi
 	;;
 reboot)
+	if [ $nofwb = 1 ]; then
+		! dmesg | grep -q 'CPU features: detected: Stage-2 Force Write-Back'
+		result $? "the host CPU lacks FEAT_S2FWB: each reboot unmaps the stage-2"
+		# Page by page, so that every boot maps the guest with last-level tables.
+		with_thp never || { result 1 "THP can be turned off at $THP"; finish; }
+	fi
 	dd if=/dev/zero of=$work/disk.img bs=1M count=1 2>/dev/null
-	run_vm reboot 240 reboot nptvm_boots="$boots" -- \
+	run_vm reboot $((60 * boots + 60)) reboot nptvm_boots="$boots" -- \
 		-drive if=none,id=d0,file=$work/disk.img,format=raw -device virtio-blk-pci,drive=d0
 	ok_run reboot "$boots boots in one QEMU process"
 	booted=$(grep -c "^nptvm-$vm_nonce: booted" $work/reboot.out)
 	[ "$booted" -eq "$boots" ] && guest_said reboot "boot $boots of $boots"
 	result $? "the guest booted $booted times, counting them on its disk (want $boots)"
 	sampled reboot
+	# Without FEAT_S2FWB each reboot unmaps the whole stage-2 (stage2_unmap_vm()) and the
+	# next boot maps it again: from the tables given back, never past the bound.
+	within_bound reboot "$boots boots"
+	if [ $nofwb = 1 ]; then
+		[ "$vm_pmd_used" -gt 0 ]
+		result $? "THP off: the boots mapped the guest with last-level tables ($vm_pmd_used pmd-region pages handed out)"
+	fi
 	;;
 disk)
 	dd if=/dev/zero of=$work/disk.img bs=1M count="$mib" 2>/dev/null
@@ -197,6 +230,18 @@ disk)
 	guest_said disk "disk read $want" && [ "$img" = "$want" ]
 	result $? "the image holds what the guest wrote, and the guest read it back (sha256 $img)"
 	sampled disk
+	;;
+fill)
+	require_nptpool
+	with_thp never || { echo "1..0 # SKIP no THP control at $THP"; exit 4; }
+	need=$((mib * 1024 / span_kib))
+	# About 1 s per 2 MiB written page by page under nested emulation, and the boot.
+	run_vm fill $((120 + mib)) mem nptvm_mib="$mib" nptvm_rounds=1
+	ok_run fill "a $mem MiB guest, THP off: $mib MiB written, checked and freed"
+	sampled fill
+	[ "$vm_pmd_used" -ge "$need" ]
+	result $? "the pool's pmd region served $vm_pmd_used tables, at least one per $((span_kib / 1024)) MiB written ($need)"
+	within_bound fill "$mib MiB written" "$need"
 	;;
 oversize)
 	require_nptpool

@@ -49,16 +49,16 @@ module! {
     license: "GPL",
     params: {
         pud_pages: u32 {
-            default: crate::ptalloc::DEFAULT_PUD_PAGES,
-            description: "Kernel pages in each VM's region for the tables one level below the root, when that is not the last level (up to 16 MiB; default 32 with 4K pages, 4 with 16K or 64K)",
+            default: 0,
+            description: "Give every VM's pool this many kernel pages for the tables one level below the root, when that is not the last level, instead of fitting it (up to 16 MiB of pool). 0: not given (with fit=0 or pmd_pages: 32 with 4K pages, 4 with 16K or 64K)",
         },
         fit: u32 {
-            default: 0,
-            description: "1: size each VM's pool as the VM first runs, from the memslots its VMM declared (the tables they can need, plus an eighth), and refuse with ENOSPC a memslot added later that would not fit; pud_pages and pmd_pages are not used then. 0: every pool has the regions pud_pages and pmd_pages say",
+            default: 1,
+            description: "1 (default): size each VM's pool as the VM first runs, from the memslots its VMM declared (the tables they can need, plus an eighth), and refuse with ENOSPC a memslot added later that would not fit. 0: give every pool fixed regions (pud_pages, pmd_pages, or their built-in sizes). Giving pud_pages or pmd_pages implies 0",
         },
         pmd_pages: u32 {
-            default: crate::ptalloc::DEFAULT_PMD_PAGES,
-            description: "Kernel pages in each VM's region for the last-level tables and any between them and the pud region's (up to 1 GiB; default 960 with 4K pages, 60 with 16K, 16 with 64K: 1920 MiB of guest memory mapped page by page)",
+            default: 0,
+            description: "Give every VM's pool this many kernel pages for the last-level tables and any between them and the pud region's, instead of fitting it (up to 1 GiB of pool). 0: not given (with fit=0 or pud_pages: 960 with 4K pages, 60 with 16K, 16 with 64K, i.e. 1920 MiB of guest memory mapped page by page)",
         },
     },
 }
@@ -69,6 +69,15 @@ struct Param {
     value: u32,
     min: u32,
     max: u32,
+}
+
+/// A region-size parameter's value, or `default` when it was not given (0).
+fn given_or(value: u32, default: u32) -> u32 {
+    if value == 0 {
+        default
+    } else {
+        value
+    }
 }
 
 impl Param {
@@ -100,14 +109,14 @@ impl kernel::Module for NptPool {
         let pud_pages = Param {
             name: "pud_pages",
             value: *module_parameters::pud_pages.value(),
-            min: 1,
+            min: 0,
             max: ptalloc::MAX_PUD_PAGES,
         }
         .check()?;
         let pmd_pages = Param {
             name: "pmd_pages",
             value: *module_parameters::pmd_pages.value(),
-            min: 1,
+            min: 0,
             max: ptalloc::MAX_PMD_PAGES,
         }
         .check()?;
@@ -118,12 +127,14 @@ impl kernel::Module for NptPool {
             max: 1,
         }
         .check()?;
-        let sizing = if fit == 1 {
+        // A region size given is an override: every pool gets fixed regions, the one not
+        // given at its built-in size.  Nothing given and fit=1 (the default): fitted pools.
+        let sizing = if fit == 1 && pud_pages == 0 && pmd_pages == 0 {
             Sizing::Fit
         } else {
             Sizing::Fixed {
-                pud_pages,
-                pmd_pages,
+                pud_pages: given_or(pud_pages, ptalloc::DEFAULT_PUD_PAGES),
+                pmd_pages: given_or(pmd_pages, ptalloc::DEFAULT_PMD_PAGES),
             }
         };
         let mode = HostMode::current()?;
@@ -154,7 +165,10 @@ impl kernel::Module for NptPool {
             pr_err!("cannot register with KVM: error {}\n", e.to_errno());
         })?;
         match sizing {
-            Sizing::Fixed { .. } => pr_info!(
+            Sizing::Fixed {
+                pud_pages,
+                pmd_pages,
+            } => pr_info!(
                 "loaded: KVM host mode {}, {} KiB pages, pud_pages={} pmd_pages={}\n",
                 mode.name(),
                 ptalloc::PAGE_SIZE / 1024,

@@ -147,13 +147,24 @@ u64 read_u64(const char *path)
 	return v;
 }
 
-/* A /proc/meminfo field, in kB. */
+/*
+ * A /proc/meminfo field, in kB.  The per-CPU vmstat deltas are folded first (root's
+ * vm.stat_refresh): a count changed on another CPU, such as a pool released there, may
+ * otherwise wait for the next vmstat update, tens of pages off.
+ */
 u64 meminfo_kib(const char *field)
 {
 	unsigned long long kib = 0;
 	char line[128], fmt[64];
-	FILE *f = fopen("/proc/meminfo", "r");
+	int refresh = open("/proc/sys/vm/stat_refresh", O_WRONLY);
+	FILE *f;
 
+	if (refresh >= 0) {
+		if (write(refresh, "1", 1) < 0)
+			ksft_print_msg("vm.stat_refresh: %s\n", strerror(errno));
+		close(refresh);
+	}
+	f = fopen("/proc/meminfo", "r");
 	if (!f)
 		nptpool_die("open /proc/meminfo: %s\n", strerror(errno));
 	snprintf(fmt, sizeof(fmt), "%s: %%llu kB", field);
