@@ -26,7 +26,7 @@ GUEST_CMD = '$(subst ','\'',$(value CMD))'
 # `make guest` knobs, passed to qemu-config/run-qemu.sh through the environment.
 export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL GIC VM PERF HUGEPAGES
 
-.PHONY: help deps kernel module lint selftests initramfs vm perf guest run test-host fuzz check check-granules check-debug bench clean
+.PHONY: help deps kernel module lint selftests initramfs vm perf guest run test-host fuzz check check-granules check-debug check-large-vms bench clean
 
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
@@ -108,6 +108,11 @@ check: lint initramfs vm $(addprefix granule-initramfs-,$(CHECK_GRANULES))
 ##              upstream stage-2 tests) on a 16K and a 64K test host, LPA2 on (16K: timeouts x4)
 check-granules: $(addprefix granule-initramfs-,$(GRANULES))
 	@scripts/check.sh --granules "$(GRANULES)" "$$(cat $(B)/kdir)" $(B)
+
+## check-large-vms  Debian's QEMU runs guests of 4 GiB writing all their memory page by
+##              page at the default parameters, on a 6 GiB test host (selftests/vm-large.list)
+check-large-vms: initramfs vm
+	@scripts/check.sh --large-vms "$$(cat $(B)/kdir)" $(B)
 
 ## check-debug  make check on the debug kernel (KASAN, lockdep, kmemleak, fault injection);
 ##              any report in a guest's kernel log fails it, even when every test passed

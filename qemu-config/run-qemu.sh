@@ -21,14 +21,22 @@ environment:
   GIC=3 (the host's interrupt controller: 3, or 2 for a GICv2 host)
   VM=0 (1: add BUILD_DIR/vm.cpio, Debian's QEMU and a guest for real VMs: make vm)
   PERF=0 (1: add BUILD_DIR/perf.cpio, Debian's perf at /usr/bin/perf: make perf)
+  NUMA=1 (2: two NUMA nodes, each with half of MEM and of the CPUs)
 USAGE
 }
 [ $# -eq 3 ] || { usage >&2; exit 2; }
 kdir=$1 b=$2 cmd=$3
 [ -n "$cmd" ] || { echo "run-qemu: no command given (make guest CMD='...')" >&2; exit 2; }
 
-SMP=${SMP:-2} MEM=${MEM:-2G} TIMEOUT=${TIMEOUT:-900} GIC=${GIC:-3}
+SMP=${SMP:-2} MEM=${MEM:-2G} TIMEOUT=${TIMEOUT:-900} GIC=${GIC:-3} NUMA=${NUMA:-1}
 case $GIC in 2 | 3) ;; *) echo "run-qemu: GIC=$GIC: must be 2 or 3" >&2; exit 2 ;; esac
+case $NUMA in 1 | 2) ;; *) echo "run-qemu: NUMA=$NUMA: must be 1 or 2" >&2; exit 2 ;; esac
+case $MEM in [1-9]*G) mem_mib=$((${MEM%G} * 1024)) ;; [1-9]*M) mem_mib=${MEM%M} ;;
+*) echo "run-qemu: MEM=$MEM: must be a number of MiB or GiB (512M, 2G)" >&2; exit 2 ;; esac
+if [ "$NUMA" = 2 ] && { [ "$SMP" -lt 2 ] || [ $((SMP % 2)) -ne 0 ]; }; then
+	echo "run-qemu: NUMA=2 needs an even SMP of at least 2 (SMP=$SMP)" >&2
+	exit 2
+fi
 log=${GUEST_LOG:-$b/guest.log}
 image=$kdir/arch/arm64/boot/Image
 
@@ -76,6 +84,13 @@ append="console=ttyAMA0 rdinit=/init panic=-1 oops=panic quiet kunit.enable=1 ku
 qemu=(qemu-system-aarch64 -M virt,virtualization=on,gic-version="$GIC" -cpu "${QEMU_CPU:-max,pauth-impdef=on}"
 	-smp "$SMP" -m "$MEM" -display none -monitor none -serial stdio -nic none -no-reboot
 	-kernel "$image" -initrd "$run/initrd" -append "$append")
+if [ "$NUMA" = 2 ]; then
+	half=$((SMP / 2))
+	for n in 0 1; do
+		qemu+=(-object memory-backend-ram,id=node$n,size=$((mem_mib / 2))M
+			-numa node,nodeid=$n,cpus=$((n * half))-$((n * half + half - 1)),memdev=node$n)
+	done
+fi
 # make bench picks its own: see scripts/bench.sh for why.
 [ -z "${QEMU_ACCEL:-}" ] || qemu+=(-accel "$QEMU_ACCEL")
 

@@ -7,21 +7,27 @@ usage() {
 	cat <<USAGE
 usage: $0 KERNEL_BUILD_DIR BUILD_DIR
        $0 --granules "16k 64k" KERNEL_BUILD_DIR BUILD_DIR
+       $0 --large-vms KERNEL_BUILD_DIR BUILD_DIR
   The first is make check; CHECK_GRANULES="16k 64k" adds a smoke boot per page size.
   The second is make check-granules: the whole granule list on each page size.
+  The third is make check-large-vms: selftests/vm-large.list on a 6 GiB test host.
   Each granule's test host is BUILD_DIR/granule-G (make granule-initramfs-G).
 USAGE
 }
-granules_only=
+granules_only= large_vms=
 if [ "${1:-}" = --granules ]; then
 	granules_only=$2
 	shift 2
+elif [ "${1:-}" = --large-vms ]; then
+	large_vms=1
+	shift
 fi
 [ $# -eq 2 ] || { usage >&2; exit 2; }
 kdir=$1 b=$2
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=$b/check
 [ -n "$granules_only" ] && out=$b/check-granules
+[ -n "$large_vms" ] && out=$b/check-large-vms
 rm -rf "$out" && mkdir -p "$out"
 
 guest() { "$top/qemu-config/run-qemu.sh" "$kdir" "$b" "$@"; }
@@ -55,6 +61,20 @@ if [ -n "$granules_only" ]; then
 	done
 	echo "== summary"
 	python3 "$top/scripts/tap_summary.py" "$out"/guest-granule-*.log
+	exit
+fi
+
+# Guests larger than make check's test host holds: a 6 GiB one.
+if [ -n "$large_vms" ]; then
+	echo "== guest selftests (6 GiB host: /selftests/vm-large.list)"
+	GUEST_LOG=$out/guest-large-vms.log TIMEOUT=${CHECK_TIMEOUT:-2400} SMP=2 MEM=6G VM=1 \
+		KERNEL_ARGS="log_buf_len=8M" \
+		guest "/selftests/run_tests.sh /selftests/vm-large.list /selftests/kernel_log.list"
+	rc=$?
+	grep -E '^not ok [0-9]+ ' "$out/guest-large-vms.log"
+	[ $rc -eq 0 ] || echo "guest run exited $rc (log: $out/guest-large-vms.log)"
+	echo "== summary"
+	python3 "$top/scripts/tap_summary.py" "$out"/guest-large-vms.log
 	exit
 fi
 
@@ -112,7 +132,7 @@ guest_run() {
 	local name=$1 args=$2 rc
 	shift 2
 	echo "== guest selftests ($name host: $*)"
-	GUEST_LOG=$out/guest-$name.log TIMEOUT=$((${CHECK_TIMEOUT:-2400} * scale)) SMP=2 MEM=2G \
+	GUEST_LOG=$out/guest-$name.log TIMEOUT=$((${CHECK_TIMEOUT:-2400} * scale)) SMP=2 MEM=${MEM:-2G} \
 		HUGEPAGES=${HUGEPAGES:-64} KERNEL_ARGS="log_buf_len=8M $poison $args" \
 		guest "TIMEOUT_SCALE=$scale /selftests/run_tests.sh $* /selftests/kernel_log.list"
 	rc=$?
@@ -131,9 +151,11 @@ guest_run nvhe kvm-arm.mode=nvhe /selftests/nptpool.list
 GIC=2 guest_run gicv2 "" /selftests/gicv2.list
 guest_run nested kvm-arm.mode=nested /selftests/nested.list
 # Real VMs: Debian's QEMU and a Linux guest (make vm), huge pages for a hugetlb-backed one.
-VM=1 HUGEPAGES=160 guest_run vm "" /selftests/vm.list
-# A host CPU without FEAT_S2FWB, where a guest reboot unmaps the whole stage-2.
-VM=1 QEMU_CPU=neoverse-n1 guest_run nofwb "" /selftests/nofwb.list
+# A 4 GiB test host, so that a 2 GiB guest fits beside the huge pages.
+VM=1 HUGEPAGES=160 MEM=4G guest_run vm "" /selftests/vm.list
+# Host activity that empties stage-2 tables, on one boot: a host CPU without FEAT_S2FWB,
+# where a guest reboot unmaps the whole stage-2, and two NUMA nodes for NUMA balancing.
+VM=1 NUMA=2 QEMU_CPU=neoverse-n1 guest_run other-host "" /selftests/nofwb.list /selftests/numa.list
 
 # make bench cannot rot silently: one repetition at the tiniest sizes, on the machine
 # make bench boots (scripts/bench.sh says why), VHE only; passes when every benchmark

@@ -5,8 +5,8 @@
  * need (the bound its debugfs `footprint` shows, which memslots_bound() computes again
  * here) plus the headroom: an eighth more, at least 2 pud-region and 8 pmd-region tables.
  *
- * The VM's memslot is half again as large as the default pmd region maps page by page,
- * so the default fixed pool would halt it; its guest touches one page per pmd-region
+ * The VM's memslot is half again as large as the built-in pmd region maps page by page,
+ * so a fixed pool of the built-in size would halt it; its guest touches one page per pmd-region
  * table span across all of it, and must finish.  Once it ran, a memslot that needs more
  * tables than the pool has spare is refused with ENOSPC and a kernel log line naming the
  * VM and the memslot; one that fits is accepted, and the VM's second vCPU maps it.

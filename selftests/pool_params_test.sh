@@ -16,9 +16,9 @@
 #   size; at the minimum a VM halts as soon as it needs a second
 #   table of a region; at the maximum a VM either gets its pool (alloc_contig_pages, up
 #   to 1 GiB) and runs, or KVM_CREATE_VM fails with ENOMEM and nptpool's line.
-# Bounds and defaults are the host page size's (a page is the kernel's): pud_pages up to
-# 16 MiB of pool (4096, 1024, 256 pages of 4, 16, 64 KiB), pmd_pages up to 1 GiB (262144,
-# 65536, 16384), defaults 32/960, 4/60, 4/16 (test_host_lib.sh).
+# Bounds and built-in sizes are the host page size's (a page is the kernel's): pud_pages
+# up to 16 MiB of pool (4096, 1024, 256 pages of 4, 16, 64 KiB), pmd_pages up to 1 GiB
+# (262144, 65536, 16384), built-in 32/960, 4/60, 4/16 (test_host_lib.sh).
 # fit takes 0 and 1 only: with 1, and with no parameter at all, the load line says pools
 # are fitted and a VM runs; with 0 every pool has the built-in regions.
 # nptpool is left loaded with its defaults; run_tests.sh (nptpool.list) checks that

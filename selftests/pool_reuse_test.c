@@ -14,7 +14,12 @@
  *   dirty     a hugetlb memslot mapped as blocks; dirty logging on (the writes split
  *             each block with a table), then off (a write to another page of each block
  *             maps it as a block again, and the table goes back after an RCU grace
- *             period)
+ *             period); with -e, eager splitting (KVM_CAP_ARM_EAGER_SPLIT_CHUNK_SIZE)
+ *             splits every block as logging is turned on, from the tables given back
+ *             once their grace period is over, and the writes take none
+ *   numa      nothing but NUMA balancing, on for -t seconds (default 60) with a fast
+ *             scan: its scans make KVM unmap the memslot's range (a two-node host,
+ *             run-qemu.sh NUMA=2; SKIP with one node)
  *
  * Asserted: the pmd region's used pages never exceed those after the first of -n cycles
  * (dirty: each cycle waits for the previous one's tables to come back, where the region
@@ -35,8 +40,62 @@
 
 #define TEST_GVA2	0x100000000UL
 
-enum mode { DONTNEED, SLOT, MOVE, DIRTY };
-static const char * const mode_names[] = { "dontneed", "slot", "move", "dirty" };
+enum mode { DONTNEED, SLOT, MOVE, DIRTY, NUMA };
+static const char * const mode_names[] = { "dontneed", "slot", "move", "dirty", "numa" };
+
+/*
+ * NUMA balancing on, and its scheduler knobs (debugfs) set to scan the VMM's memory
+ * every 100 ms to 1 s from the start (by default the period backs off to a minute when
+ * nothing is misplaced); put back as they were at exit.
+ */
+#define NUMA_BALANCING		"/proc/sys/kernel/numa_balancing"
+#define NUMA_KNOBS		"/sys/kernel/debug/sched/numa_balancing/"
+static const char * const numa_knobs[] = { "scan_delay_ms", "scan_period_min_ms",
+					   "scan_period_max_ms" };
+static const char * const numa_fast[] = { "0", "100", "1000" };
+static char numa_saved[ARRAY_SIZE(numa_knobs)][32], numa_was[32];
+
+static void numa_balancing_restore(void)
+{
+	char path[128];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(numa_knobs); i++) {
+		snprintf(path, sizeof(path), NUMA_KNOBS "%s", numa_knobs[i]);
+		if (numa_saved[i][0])
+			write_file_ok(path, numa_saved[i]);
+	}
+	if (numa_was[0])
+		write_file_ok(NUMA_BALANCING, numa_was);
+}
+
+static void numa_balancing_fast(void)
+{
+	char path[128], online[64] = "";
+	size_t i;
+
+	if (access(NUMA_BALANCING, W_OK))
+		ksft_exit_skip("no %s: a kernel without CONFIG_NUMA_BALANCING\n", NUMA_BALANCING);
+	read_file("/sys/devices/system/node/online", online, sizeof(online));
+	if (!strchr(online, '-') && !strchr(online, ','))
+		ksft_exit_skip("one NUMA node (%s): NUMA balancing never scans (run-qemu.sh NUMA=2)\n",
+			       strtok(online, "\n"));
+	read_file(NUMA_BALANCING, numa_was, sizeof(numa_was));
+	atexit(numa_balancing_restore);
+	for (i = 0; i < ARRAY_SIZE(numa_knobs); i++) {
+		snprintf(path, sizeof(path), NUMA_KNOBS "%s", numa_knobs[i]);
+		if (access(path, W_OK)) {
+			ksft_print_msg("no %s: NUMA balancing scans at its own pace\n", path);
+			continue;
+		}
+		read_file(path, numa_saved[i], sizeof(numa_saved[i]));
+		write_file(path, numa_fast[i]);
+	}
+	write_file(NUMA_BALANCING, "1");
+}
+
+/* -e: dirty logging splits the blocks eagerly, in the ioctl that turns it on. */
+static bool eager;
 
 /* What the guest writes each cycle: `g_count` pages `g_stride` apart from g_base. */
 static u64 g_base, g_count, g_stride, g_offset;
@@ -106,6 +165,8 @@ static void reuse_vm_create(struct reuse_vm *r, enum mode mode, u64 blocks)
 	psz = r->vm->page_size;
 	r->blocks = blocks;
 	r->span = nptpool_table_span(3);
+	if (eager)
+		vm_enable_eager_split(r->vm, r->span);
 	r->src = mode == DIRTY ? VM_MEM_SRC_ANONYMOUS_HUGETLB : VM_MEM_SRC_ANONYMOUS;
 	r->slot_pages = blocks * r->span / psz;
 	/* Room for two slot positions, for the moves; the second right above the first. */
@@ -191,19 +252,27 @@ static void give_up(struct reuse_vm *r, enum mode mode, u64 chunk, u64 cycle)
 	case MOVE:
 		vm_mem_region_move(r->vm, TEST_SLOT, r->gpa[(cycle + 1) % 2]);
 		break;
+	case NUMA:
+		/* Time for a scan; what it unmaps the next writes map again. */
+		usleep(200 * 1000);
+		break;
 	case DIRTY:
 		/* Off: a write to page 1 of each block maps the block again. */
 		vm_mem_region_set_flags(r->vm, TEST_SLOT, 0);
 		guest_writes(r, TEST_GVA, 1);
+		/* Eager splitting takes its tables now: from those given back, once back. */
+		if (eager)
+			wait_free(r, r->blocks);
 		vm_mem_region_set_flags(r->vm, TEST_SLOT, KVM_MEM_LOG_DIRTY_PAGES);
 		break;
 	}
 }
 
-static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
+static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked, u64 seconds)
 {
-	u64 first = 0, most = 0, freed_seen = 0, c, allowed, expected[NR_REGIONS];
-	bool halted = false, over_bound = false, bound_right = true;
+	struct timespec start;
+	u64 first = 0, most = 0, freed_seen = 0, held, c, allowed, expected[NR_REGIONS];
+	bool halted = false, over_bound = false, bound_right = true, writes_took = false;
 	struct reuse_vm r = {};
 
 	NPTPOOL_REQUIRE();
@@ -213,17 +282,27 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 		ksft_exit_skip("%lu free huge pages of %lu KiB, %lu blocks of %lu KiB needed (HUGEPAGES=)\n",
 			       meminfo_kib("HugePages_Free"), meminfo_kib("Hugepagesize"), blocks,
 			       nptpool_table_span(3) >> 10);
-	ksft_set_plan(5);
+	if (mode == NUMA)
+		numa_balancing_fast();
+	ksft_set_plan(eager ? 6 : 5);
 	reuse_vm_create(&r, mode, blocks);
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	if (mode == DIRTY) {
 		/* Mapped as blocks first, then logged: the cycles' writes split them. */
 		guest_writes(&r, TEST_GVA, 0);
 		vm_mem_region_set_flags(r.vm, TEST_SLOT, KVM_MEM_LOG_DIRTY_PAGES);
 	}
 
-	for (c = 0; c < cycles; c++) {
+	for (c = 0; mode == NUMA ? elapsed_ms(&start) < seconds * 1000 : c < cycles; c++) {
+		/* Handed out and not given back: after an eager split the writes take none. */
+		read_pool(&r.pool);
+		held = r.pool.used[PMD] - r.pool.free[PMD];
 		guest_writes(&r, mode == MOVE && c % 2 ? TEST_GVA2 : TEST_GVA, 0);
 		read_pool(&r.pool);
+		if (eager && r.pool.used[PMD] - r.pool.free[PMD] > held && !writes_took)
+			ksft_print_msg("cycle %lu: the writes after the eager split took %lu pmd pages\n",
+				       c + 1, r.pool.used[PMD] - r.pool.free[PMD] - held);
+		writes_took |= eager && r.pool.used[PMD] - r.pool.free[PMD] > held;
 		read_footprint(&r.pool);
 		memslots_bound(r.vm, start_level(&r.pool), NULL, 0, expected);
 		if (r.pool.bound[PUD] != expected[PUD] || r.pool.bound[PMD] != expected[PMD]) {
@@ -257,7 +336,7 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 		if (r.pool.used[PMD] > most)
 			most = r.pool.used[PMD];
 		halted |= vm_halted(&r.pool);
-		if (c == 0 || c + 1 == cycles)
+		if (c == 0 || c + 1 == cycles || (mode == NUMA && elapsed_ms(&start) >= seconds * 1000))
 			ksft_print_msg("%s: cycle %lu: pmd region used %lu of %lu, %lu of them free\n",
 				       mode_names[mode], c + 1, r.pool.used[PMD], r.pool.pages[PMD],
 				       r.pool.free[PMD]);
@@ -270,6 +349,7 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 		if (mode == DIRTY && first + blocks < r.pool.pages[PMD])
 			wait_free(&r, blocks);
 		if (mode != DIRTY) {
+			/* Before the next cycle's writes take them again. */
 			read_pool(&r.pool);
 			if (r.pool.free[PMD] > freed_seen)
 				freed_seen = r.pool.free[PMD];
@@ -280,7 +360,7 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 	if (mode != DIRTY || first + blocks < r.pool.pages[PMD])
 		ksft_test_result(most <= allowed,
 				 "%s, %lu cycles of %lu blocks: pmd region used at most %lu, after the first cycle %lu (allowed %lu)\n",
-				 mode_names[mode], cycles, blocks, most, first, allowed);
+				 mode_names[mode], c, blocks, most, first, allowed);
 	else
 		/* Too small to hold two cycles' tables: each cycle had to wait for reuse. */
 		ksft_test_result(c == cycles && first + blocks >= r.pool.pages[PMD],
@@ -295,12 +375,20 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 			 mode == DIRTY ? r.pool.in_use[PUD] : r.pool.used[PUD], r.pool.bound[PUD],
 			 mode == DIRTY ? r.pool.in_use[PMD] : r.pool.used[PMD], r.pool.bound[PMD]);
 	ksft_test_result(!halted, "the VM never halts\n");
+	if (eager)
+		ksft_test_result(!writes_took,
+				 "dirty, eager: the splits in the ioctls took every table, the guest's writes none\n");
 	if (mode == DIRTY) {
 		/* The last cycle's tables were unlinked: they come back after a grace period. */
 		c = wait_free(&r, blocks);
 		ksft_test_result(r.pool.free[PMD] >= blocks,
 				 "dirty: the tables that blocks replaced come back after their grace period (%lu free after %lu ms)\n",
 				 r.pool.free[PMD], c);
+	} else if (mode == NUMA) {
+		/* A scan window may end inside the memslot: some of its tables, not all. */
+		ksft_test_result(freed_seen > 0,
+				 "numa: balancing's scans made KVM give tables back (debugfs showed up to %lu of %lu free)\n",
+				 freed_seen, blocks);
 	} else {
 		ksft_test_result(freed_seen >= blocks,
 				 "%s gives the %lu tables back (debugfs shows %lu free)\n",
@@ -311,22 +399,24 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked)
 
 static void usage(const char *name)
 {
-	printf("usage: %s [-h] [-m dontneed|slot|move|dirty] [-c] [-b blocks] [-n cycles]\n",
+	printf("usage: %s [-h] [-m dontneed|slot|move|dirty|numa] [-c] [-e] [-b blocks] [-n cycles] [-t seconds]\n",
 	       name);
 	printf(" -m: how KVM is made to give its tables up each cycle (default dontneed)\n");
 	printf(" -c: dontneed in chunks of one block (default: the whole memslot at once)\n");
+	printf(" -e: dirty with eager splitting, one block per chunk\n");
 	printf(" -b: memslot blocks, one last-level table each (default 32)\n");
 	printf(" -n: cycles (default 1000; 100 for slot and move, 20 for dirty)\n");
+	printf(" -t: numa: seconds of cycles (default 60)\n");
 }
 
 int main(int argc, char *argv[])
 {
-	u64 blocks = 32, cycles = 0;
+	u64 blocks = 32, cycles = 0, seconds = 60;
 	enum mode mode = DONTNEED;
 	bool chunked = false;
 	int opt, m;
 
-	while ((opt = getopt(argc, argv, "hm:cb:n:")) != -1) {
+	while ((opt = getopt(argc, argv, "hm:ceb:n:t:")) != -1) {
 		switch (opt) {
 		case 'm':
 			for (m = 0; m < (int)ARRAY_SIZE(mode_names); m++)
@@ -341,11 +431,17 @@ int main(int argc, char *argv[])
 		case 'c':
 			chunked = true;
 			break;
+		case 'e':
+			eager = true;
+			break;
 		case 'b':
 			blocks = atoi_positive("Blocks", optarg);
 			break;
 		case 'n':
 			cycles = atoi_positive("Cycles", optarg);
+			break;
+		case 't':
+			seconds = atoi_positive("Seconds", optarg);
 			break;
 		case 'h':
 			usage(argv[0]);
@@ -357,8 +453,12 @@ int main(int argc, char *argv[])
 	}
 	if (!cycles)
 		cycles = mode == DONTNEED ? 1000 : mode == DIRTY ? 20 : 100;
+	if (eager && mode != DIRTY) {
+		usage(argv[0]);
+		exit(KSFT_FAIL);
+	}
 
 	ksft_print_header();
-	test_reuse(mode, blocks, cycles, chunked);
+	test_reuse(mode, blocks, cycles, chunked, seconds);
 	ksft_finished();
 }

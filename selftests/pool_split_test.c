@@ -54,18 +54,6 @@ struct split_vm {
 	struct pool pool;
 };
 
-/* KVM takes the eager split chunk size only while the VM has no memslot. */
-static void enable_eager_split(struct kvm_vm *vm)
-{
-	struct userspace_mem_region *slot0 = memslot2region(vm, 0);
-	struct kvm_userspace_memory_region2 gone = slot0->region;
-
-	gone.memory_size = 0;
-	vm_ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &gone);
-	vm_enable_cap(vm, KVM_CAP_ARM_EAGER_SPLIT_CHUNK_SIZE, BLOCK_SIZE);
-	vm_ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &slot0->region);
-}
-
 static void split_vm_create(struct split_vm *s, u64 nblocks, bool eager)
 {
 	long before = newest_vm_id(NULL, 0);
@@ -73,7 +61,7 @@ static void split_vm_create(struct split_vm *s, u64 nblocks, bool eager)
 
 	s->vm = vm_create_with_one_vcpu(&s->vcpu, guest_split);
 	if (eager)
-		enable_eager_split(s->vm);
+		vm_enable_eager_split(s->vm, BLOCK_SIZE);
 	psz = s->vm->page_size;
 	s->nblocks = nblocks;
 	slot_pages = nblocks * BLOCK_SIZE / psz;

@@ -882,8 +882,12 @@ impl Region {
     fn remedy(self, sizing: Sizing) -> &'static str {
         match (sizing, self) {
             (_, Region::Pgd) => "the root's size is fixed by the IPA size",
-            (Sizing::Fixed { .. }, Region::Pud) => "raise the module parameter pud_pages",
-            (Sizing::Fixed { .. }, Region::Pmd) => "raise the module parameter pmd_pages",
+            (Sizing::Fixed { .. }, Region::Pud) => {
+                "raise the module parameter pud_pages, or load nptpool without pud_pages, pmd_pages and fit=0 to fit each pool to its VM"
+            }
+            (Sizing::Fixed { .. }, Region::Pmd) => {
+                "raise the module parameter pmd_pages, or load nptpool without pud_pages, pmd_pages and fit=0 to fit each pool to its VM"
+            }
             (Sizing::Fit, _) => {
                 "the pool was fitted to the memslots, which a fault should never outgrow: please report it"
             }

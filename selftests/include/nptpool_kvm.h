@@ -38,6 +38,7 @@ void vm_setup_shape(struct vm_under_test *t, struct vm_shape shape, u64 slot_pag
 		    u64 stride);
 void vm_setup(struct vm_under_test *t, u64 slot_pages, u64 count, u64 stride);
 int vcpu_run_done(struct kvm_vcpu *vcpu);
+void vm_enable_eager_split(struct kvm_vm *vm, u64 chunk);
 int vm_run(struct vm_under_test *t);
 bool small_vm_runs(void);
 

@@ -222,3 +222,18 @@ void memslots_bound(struct kvm_vm *vm, int start_level, const u64 (*extra)[2], i
 		bound[level == start_level + 1 && level < 3 ? PUD : PMD] += tables;
 	}
 }
+
+/*
+ * Eager splitting in chunks of @chunk bytes.  KVM takes the chunk size only while the VM
+ * has no memslot: the library's slot 0 goes and comes back around it.
+ */
+void vm_enable_eager_split(struct kvm_vm *vm, u64 chunk)
+{
+	struct userspace_mem_region *slot0 = memslot2region(vm, 0);
+	struct kvm_userspace_memory_region2 gone = slot0->region;
+
+	gone.memory_size = 0;
+	vm_ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &gone);
+	vm_enable_cap(vm, KVM_CAP_ARM_EAGER_SPLIT_CHUNK_SIZE, chunk);
+	vm_ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &slot0->region);
+}
