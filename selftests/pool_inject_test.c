@@ -108,7 +108,7 @@ static void arm_once(unsigned int order)
 static void test_inject_first_run(void)
 {
 	struct vm_under_test probe, t;
-	struct counters base, now;
+	struct counters base;
 	char line[512], times[16], needle[128];
 	u64 reserved;
 	int err, kmsg;
