@@ -24,7 +24,7 @@ MODMAKE = $(KMAKE) M=$(CURDIR) MO=$(B)/module CLIPPY=1
 GUEST_CMD = '$(subst ','\'',$(value CMD))'
 
 # `make guest` knobs, passed to qemu-config/run-qemu.sh through the environment.
-export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL GIC VM PERF HUGEPAGES
+export SMP MEM TIMEOUT KERNEL_ARGS GUEST_FILES NPTPOOL GIC VM PERF HUGEPAGES NUMA
 
 .PHONY: help deps kernel module lint selftests initramfs vm perf guest run test-host fuzz check check-granules check-debug check-large-vms bench clean
 

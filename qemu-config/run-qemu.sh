@@ -31,11 +31,18 @@ kdir=$1 b=$2 cmd=$3
 SMP=${SMP:-2} MEM=${MEM:-2G} TIMEOUT=${TIMEOUT:-900} GIC=${GIC:-3} NUMA=${NUMA:-1}
 case $GIC in 2 | 3) ;; *) echo "run-qemu: GIC=$GIC: must be 2 or 3" >&2; exit 2 ;; esac
 case $NUMA in 1 | 2) ;; *) echo "run-qemu: NUMA=$NUMA: must be 1 or 2" >&2; exit 2 ;; esac
-case $MEM in [1-9]*G) mem_mib=$((${MEM%G} * 1024)) ;; [1-9]*M) mem_mib=${MEM%M} ;;
-*) echo "run-qemu: MEM=$MEM: must be a number of MiB or GiB (512M, 2G)" >&2; exit 2 ;; esac
-if [ "$NUMA" = 2 ] && { [ "$SMP" -lt 2 ] || [ $((SMP % 2)) -ne 0 ]; }; then
-	echo "run-qemu: NUMA=2 needs an even SMP of at least 2 (SMP=$SMP)" >&2
-	exit 2
+if [ "$NUMA" = 2 ]; then
+	# Each node gets half: whole MiB, as QEMU's -m and the nodes' sizes must add up.
+	case $MEM in
+	*[!0-9]*[!0-9MmGg]* | *[!0-9]*[0-9]* | [MmGg] | '') mem_mib= ;;
+	*[Gg]) mem_mib=$((${MEM%[Gg]} * 1024)) ;;
+	*[Mm]) mem_mib=${MEM%[Mm]} ;;
+	*) mem_mib=$MEM ;;
+	esac
+	if [ -z "$mem_mib" ] || [ $((mem_mib % 2)) -ne 0 ] || [ "$SMP" -lt 2 ] || [ $((SMP % 2)) -ne 0 ]; then
+		echo "run-qemu: NUMA=2 needs MEM in whole MiB or GiB, an even number of MiB, and an even SMP (MEM=$MEM SMP=$SMP)" >&2
+		exit 2
+	fi
 fi
 log=${GUEST_LOG:-$b/guest.log}
 image=$kdir/arch/arm64/boot/Image

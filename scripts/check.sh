@@ -127,12 +127,13 @@ poison=
 grep -q '^CONFIG_PAGE_POISONING=y' "$kdir/.config" && poison=page_poison=1
 
 # guest_run NAME KERNEL_ARGS LIST...: one boot running the lists, then the kernel log
-# check; failures are shown.  The log buffer is sized so no report scrolls out of it.
+# check; failures are shown.  The log buffer is sized so no report scrolls out of it;
+# HOST_MEM sizes the test host (2G).
 guest_run() {
 	local name=$1 args=$2 rc
 	shift 2
 	echo "== guest selftests ($name host: $*)"
-	GUEST_LOG=$out/guest-$name.log TIMEOUT=$((${CHECK_TIMEOUT:-2400} * scale)) SMP=2 MEM=${MEM:-2G} \
+	GUEST_LOG=$out/guest-$name.log TIMEOUT=$((${CHECK_TIMEOUT:-2400} * scale)) SMP=2 MEM=${HOST_MEM:-2G} \
 		HUGEPAGES=${HUGEPAGES:-64} KERNEL_ARGS="log_buf_len=8M $poison $args" \
 		guest "TIMEOUT_SCALE=$scale /selftests/run_tests.sh $* /selftests/kernel_log.list"
 	rc=$?
@@ -152,7 +153,7 @@ GIC=2 guest_run gicv2 "" /selftests/gicv2.list
 guest_run nested kvm-arm.mode=nested /selftests/nested.list
 # Real VMs: Debian's QEMU and a Linux guest (make vm), huge pages for a hugetlb-backed one.
 # A 4 GiB test host, so that a 2 GiB guest fits beside the huge pages.
-VM=1 HUGEPAGES=160 MEM=4G guest_run vm "" /selftests/vm.list
+VM=1 HUGEPAGES=160 HOST_MEM=4G guest_run vm "" /selftests/vm.list
 # Host activity that empties stage-2 tables, on one boot: a host CPU without FEAT_S2FWB,
 # where a guest reboot unmaps the whole stage-2, and two NUMA nodes for NUMA balancing.
 VM=1 NUMA=2 QEMU_CPU=neoverse-n1 guest_run other-host "" /selftests/nofwb.list /selftests/numa.list
