@@ -55,6 +55,29 @@ granule_run() {
 	[ $rc -eq 0 ] || echo "guest run exited $rc (log: $out/guest-granule-$g.log)"
 }
 
+# A KASAN kernel (make check-debug) runs guests several times slower: scale timeouts.
+scale=1
+grep -q '^CONFIG_KASAN=y' "$kdir/.config" && scale=4
+# The debug kernel poisons freed pages (qemu-config/debug.config): pools start full of
+# 0xaa, so a table handed out without zeroing cannot go unnoticed there.
+poison=
+grep -q '^CONFIG_PAGE_POISONING=y' "$kdir/.config" && poison=page_poison=1
+
+# guest_run NAME KERNEL_ARGS LIST...: one boot running the lists, then the kernel log
+# check; failures are shown.  The log buffer is sized so no report scrolls out of it;
+# HOST_MEM sizes the test host (2G).
+guest_run() {
+	local name=$1 args=$2 rc
+	shift 2
+	echo "== guest selftests ($name host: $*)"
+	GUEST_LOG=$out/guest-$name.log TIMEOUT=$((${CHECK_TIMEOUT:-2400} * scale)) SMP=2 MEM=${HOST_MEM:-2G} \
+		HUGEPAGES=${HUGEPAGES:-64} KERNEL_ARGS="log_buf_len=8M $poison $args" \
+		guest "TIMEOUT_SCALE=$scale /selftests/run_tests.sh $* /selftests/kernel_log.list"
+	rc=$?
+	grep -E '^not ok [0-9]+ ' "$out/guest-$name.log"
+	[ $rc -eq 0 ] || echo "guest run exited $rc (log: $out/guest-$name.log)"
+}
+
 if [ -n "$granules_only" ]; then
 	for g in $granules_only; do
 		granule_run "$g" max,pauth-impdef=on /selftests/granule.list
@@ -66,13 +89,7 @@ fi
 
 # Guests larger than make check's test host holds: a 6 GiB one.
 if [ -n "$large_vms" ]; then
-	echo "== guest selftests (6 GiB host: /selftests/vm-large.list)"
-	GUEST_LOG=$out/guest-large-vms.log TIMEOUT=${CHECK_TIMEOUT:-2400} SMP=2 MEM=6G VM=1 \
-		KERNEL_ARGS="log_buf_len=8M" \
-		guest "/selftests/run_tests.sh /selftests/vm-large.list /selftests/kernel_log.list"
-	rc=$?
-	grep -E '^not ok [0-9]+ ' "$out/guest-large-vms.log"
-	[ $rc -eq 0 ] || echo "guest run exited $rc (log: $out/guest-large-vms.log)"
+	VM=1 HUGEPAGES=0 HOST_MEM=6G guest_run large-vms "" /selftests/vm-large.list
 	echo "== summary"
 	python3 "$top/scripts/tap_summary.py" "$out"/guest-large-vms.log
 	exit
@@ -118,28 +135,6 @@ echo "== harness tests"
 	result $? "insmod under pKVM is refused with EPERM and a reason (status $rc)"
 } | tee "$out/harness.tap" | grep -v '^ok'
 
-# A KASAN kernel (make check-debug) runs guests several times slower: scale timeouts.
-scale=1
-grep -q '^CONFIG_KASAN=y' "$kdir/.config" && scale=4
-# The debug kernel poisons freed pages (qemu-config/debug.config): pools start full of
-# 0xaa, so a table handed out without zeroing cannot go unnoticed there.
-poison=
-grep -q '^CONFIG_PAGE_POISONING=y' "$kdir/.config" && poison=page_poison=1
-
-# guest_run NAME KERNEL_ARGS LIST...: one boot running the lists, then the kernel log
-# check; failures are shown.  The log buffer is sized so no report scrolls out of it;
-# HOST_MEM sizes the test host (2G).
-guest_run() {
-	local name=$1 args=$2 rc
-	shift 2
-	echo "== guest selftests ($name host: $*)"
-	GUEST_LOG=$out/guest-$name.log TIMEOUT=$((${CHECK_TIMEOUT:-2400} * scale)) SMP=2 MEM=${HOST_MEM:-2G} \
-		HUGEPAGES=${HUGEPAGES:-64} KERNEL_ARGS="log_buf_len=8M $poison $args" \
-		guest "TIMEOUT_SCALE=$scale /selftests/run_tests.sh $* /selftests/kernel_log.list"
-	rc=$?
-	grep -E '^not ok [0-9]+ ' "$out/guest-$name.log"
-	[ $rc -eq 0 ] || echo "guest run exited $rc (log: $out/guest-$name.log)"
-}
 # On a KASAN kernel the whole upstream list would take most of an hour: there, only the
 # upstream tests that work stage-2 tables hardest run.
 upstream=/selftests/upstream.list

@@ -17,6 +17,22 @@
 #include "fault_inject.h"
 #include "nptpool_kvm.h"
 
+/* Fail this thread's next page allocation of at least `order`, once. */
+static void arm_once(unsigned int order)
+{
+	char buf[16];
+
+	snprintf(buf, sizeof(buf), "%u", order);
+	set_knob(FAIL_PAGE_ALLOC, "task-filter", "Y");
+	set_knob(FAIL_PAGE_ALLOC, "min-order", buf);
+	set_knob(FAIL_PAGE_ALLOC, "ignore-gfp-wait", "N");
+	set_knob(FAIL_PAGE_ALLOC, "verbose", "0");
+	set_knob(FAIL_PAGE_ALLOC, "space", "0");
+	set_knob(FAIL_PAGE_ALLOC, "interval", "1");
+	set_knob(FAIL_PAGE_ALLOC, "times", "1");
+	set_knob(FAIL_PAGE_ALLOC, "probability", "100");
+}
+
 static void test_inject(void)
 {
 	char line[512], times[16], kib[64];
@@ -44,15 +60,7 @@ static void test_inject(void)
 	ksft_set_plan(5);
 	ksft_print_msg("pool of %lu pages: the buddy allocation of order %u fails once, in this thread only\n",
 		       reserved, order_of(reserved));
-	snprintf(line, sizeof(line), "%u", order_of(reserved));
-	set_knob(FAIL_PAGE_ALLOC, "task-filter", "Y");
-	set_knob(FAIL_PAGE_ALLOC, "min-order", line);
-	set_knob(FAIL_PAGE_ALLOC, "ignore-gfp-wait", "N");
-	set_knob(FAIL_PAGE_ALLOC, "verbose", "0");
-	set_knob(FAIL_PAGE_ALLOC, "space", "0");
-	set_knob(FAIL_PAGE_ALLOC, "interval", "1");
-	set_knob(FAIL_PAGE_ALLOC, "times", "1");
-	set_knob(FAIL_PAGE_ALLOC, "probability", "100");
+	arm_once(order_of(reserved));
 
 	kmsg = kmsg_open();
 	write_file("/proc/thread-self/make-it-fail", "1");
@@ -81,22 +89,6 @@ static void test_inject(void)
 			 now.reserved);
 	ksft_test_result(small_vm_runs(), "the next VM gets its pool and runs\n");
 	close(kmsg);
-}
-
-/* Fail this thread's next page allocation of at least `order`, once. */
-static void arm_once(unsigned int order)
-{
-	char buf[16];
-
-	snprintf(buf, sizeof(buf), "%u", order);
-	set_knob(FAIL_PAGE_ALLOC, "task-filter", "Y");
-	set_knob(FAIL_PAGE_ALLOC, "min-order", buf);
-	set_knob(FAIL_PAGE_ALLOC, "ignore-gfp-wait", "N");
-	set_knob(FAIL_PAGE_ALLOC, "verbose", "0");
-	set_knob(FAIL_PAGE_ALLOC, "space", "0");
-	set_knob(FAIL_PAGE_ALLOC, "interval", "1");
-	set_knob(FAIL_PAGE_ALLOC, "times", "1");
-	set_knob(FAIL_PAGE_ALLOC, "probability", "100");
 }
 
 /*

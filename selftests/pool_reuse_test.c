@@ -327,7 +327,7 @@ static void give_up(struct reuse_vm *r, enum mode mode, u64 chunk, u64 cycle)
 static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked, u64 seconds)
 {
 	struct timespec start;
-	u64 first = 0, most = 0, freed_seen = 0, migrated = 0, held, c, allowed;
+	u64 first = 0, most = 0, freed_seen = 0, migrated = 0, held = 0, c, allowed;
 	u64 expected[NR_REGIONS];
 	bool halted = false, over_bound = false, bound_right = true, writes_took = false;
 	struct reuse_vm r = {};
@@ -352,14 +352,18 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked, u64
 
 	for (c = 0; mode == NUMA ? elapsed_ms(&start) < seconds * 1000 : c < cycles; c++) {
 		/* Handed out and not given back: after an eager split the writes take none. */
-		read_pool(&r.pool);
-		held = r.pool.used[PMD] - r.pool.free[PMD];
+		if (eager) {
+			read_pool(&r.pool);
+			held = r.pool.used[PMD] - r.pool.free[PMD];
+		}
 		guest_writes(&r, mode == MOVE && c % 2 ? TEST_GVA2 : TEST_GVA, 0);
 		read_pool(&r.pool);
-		if (eager && r.pool.used[PMD] - r.pool.free[PMD] > held && !writes_took)
-			ksft_print_msg("cycle %lu: the writes after the eager split took %lu pmd pages\n",
-				       c + 1, r.pool.used[PMD] - r.pool.free[PMD] - held);
-		writes_took |= eager && r.pool.used[PMD] - r.pool.free[PMD] > held;
+		if (eager && r.pool.used[PMD] - r.pool.free[PMD] > held) {
+			if (!writes_took)
+				ksft_print_msg("cycle %lu: the writes after the eager split took %lu pmd pages\n",
+					       c + 1, r.pool.used[PMD] - r.pool.free[PMD] - held);
+			writes_took = true;
+		}
 		read_footprint(&r.pool);
 		memslots_bound(r.vm, start_level(&r.pool), NULL, 0, expected);
 		if (r.pool.bound[PUD] != expected[PUD] || r.pool.bound[PMD] != expected[PMD]) {

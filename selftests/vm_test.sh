@@ -200,23 +200,24 @@ mem | hugetlb)
 	fi
 	;;
 reboot)
+	# run_reboots NAME BOOTS: the guest boots BOOTS times in one QEMU process, counting
+	# them on a fresh disk.
+	run_reboots() {
+		dd if=/dev/zero of=$work/disk.img bs=1M count=1 2>/dev/null
+		run_vm "$1" $((60 * $2 + 60)) reboot nptvm_boots="$2" -- \
+			-drive if=none,id=d0,file=$work/disk.img,format=raw -device virtio-blk-pci,drive=d0
+	}
 	if [ $nofwb = 1 ]; then
 		! dmesg | grep -q 'CPU features: detected: Stage-2 Force Write-Back'
 		result $? "the host CPU lacks FEAT_S2FWB: each reboot unmaps the stage-2"
 		# Page by page, so that every boot maps the guest with last-level tables.
 		with_thp never || { result 1 "THP can be turned off at $THP"; finish; }
-	fi
-	if [ $nofwb = 1 ]; then
 		# What one boot hands out, to compare the reboots with.
-		dd if=/dev/zero of=$work/disk.img bs=1M count=1 2>/dev/null
-		run_vm once 120 reboot nptvm_boots=1 -- \
-			-drive if=none,id=d0,file=$work/disk.img,format=raw -device virtio-blk-pci,drive=d0
+		run_reboots once 1
 		ok_run once "one boot"
 		once_used=$vm_pmd_used
 	fi
-	dd if=/dev/zero of=$work/disk.img bs=1M count=1 2>/dev/null
-	run_vm reboot $((60 * boots + 60)) reboot nptvm_boots="$boots" -- \
-		-drive if=none,id=d0,file=$work/disk.img,format=raw -device virtio-blk-pci,drive=d0
+	run_reboots reboot "$boots"
 	ok_run reboot "$boots boots in one QEMU process"
 	booted=$(grep -c "^nptvm-$vm_nonce: booted" $work/reboot.out)
 	[ "$booted" -eq "$boots" ] && guest_said reboot "boot $boots of $boots"
