@@ -115,22 +115,6 @@ static void numa_balancing_fast(void)
 	}
 }
 
-/* A /proc/vmstat counter. */
-static u64 vmstat(const char *name)
-{
-	char line[128];
-	u64 v = 0;
-	FILE *f = fopen("/proc/vmstat", "r");
-	size_t len = strlen(name);
-
-	TEST_ASSERT(f, "open /proc/vmstat: %s", strerror(errno));
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, len) && line[len] == ' ')
-			v = strtoull(line + len + 1, NULL, 10);
-	fclose(f);
-	return v;
-}
-
 /* After the first cycle: new memory where it is wanted again, and balancing on. */
 static void numa_balancing_on(void)
 {

@@ -348,6 +348,15 @@ u64 nptpool_kvm_memslots(void *vm_kvm, u64 *ranges, u64 len, u32 except)
 	return n;
 }
 
+/*
+ * Free host memory, in pages, for the line that says why a pool could not be reserved:
+ * plenty of it and no pool means no range of the pool's size could be freed up.
+ */
+u64 nptpool_free_pages(void)
+{
+	return global_zone_page_state(NR_FREE_PAGES);
+}
+
 /* For debugfs: 1, the pool's own reference, plus KVM's (and anyone else's) on the page. */
 int nptpool_page_count(u64 phys)
 {

@@ -32,6 +32,7 @@ mod ffi {
         ) -> bool;
         pub(super) fn nptpool_page_count(phys: u64) -> c_int;
         pub(super) fn nptpool_page_clear(phys: u64);
+        pub(super) fn nptpool_free_pages() -> u64;
     }
 }
 
@@ -135,6 +136,12 @@ impl Drop for Reservation {
         // any page of it was handed out.
         unsafe { ffi::nptpool_pool_release(self.phys, self.pages) }
     }
+}
+
+/// The host's free memory, in pages, as of now.
+pub(crate) fn free_pages() -> u64 {
+    // SAFETY: reads a global counter; no requirements.
+    unsafe { ffi::nptpool_free_pages() }
 }
 
 /// A memory cgroup whose `memory.max` leaves less room than a reservation needed.

@@ -53,6 +53,7 @@ use crate::{
         PAGE_SIZE, //
     },
     reservation::{
+        free_pages,
         MemcgLimit,
         Reservation, //
     }, //
@@ -245,13 +246,25 @@ impl Pool {
                     kib(limit.max()),
                     kib(limit.usage())
                 ),
-                None => pr_err!(
-                    "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, {} fails with ENOMEM\n",
-                    name,
-                    kib(wanted),
-                    pid,
-                    what
-                ),
+                // Plenty free and still no pool: no range of its size could be freed up,
+                // unmovable or pinned pages sit in every one (README: Fragmented hosts).
+                None => {
+                    let free = free_pages();
+                    pr_err!(
+                        "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, {} fails with ENOMEM: {} {} KiB free{}\n",
+                        name,
+                        kib(wanted),
+                        pid,
+                        what,
+                        if free < wanted { "the host has only" } else { "the host has" },
+                        kib(free),
+                        if free < wanted {
+                            ""
+                        } else {
+                            ", but no physically contiguous range of the pool's size could be freed up: memory fragmented by unmovable pages"
+                        }
+                    )
+                }
             }
         })?;
         let align = pgd_pages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;

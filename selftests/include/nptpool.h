@@ -51,6 +51,7 @@ void read_file(const char *path, char *buf, size_t len);
 bool try_read_u64(const char *path, u64 *v);
 u64 read_u64(const char *path);
 u64 meminfo_kib(const char *field);
+u64 vmstat(const char *name);
 u64 elapsed_ms(const struct timespec *since);
 
 /* nptpool's global counters. */

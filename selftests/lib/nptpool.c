@@ -175,6 +175,23 @@ u64 meminfo_kib(const char *field)
 	return kib;
 }
 
+/* A /proc/vmstat counter. */
+u64 vmstat(const char *name)
+{
+	size_t len = strlen(name);
+	char line[128];
+	u64 v = 0;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		nptpool_die("open /proc/vmstat: %s\n", strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, len) && line[len] == ' ')
+			v = strtoull(line + len + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
 u64 elapsed_ms(const struct timespec *since)
 {
 	struct timespec now;
