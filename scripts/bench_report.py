@@ -35,7 +35,7 @@ HIGHER_IS_BETTER = {'per_vcpu_rate', 'overall_rate', 'write_rate'}
 TARGETS = (('table_fault', 'p50_ns'), ('fault_latency', 'p50_ns'), ('fault_latency', 'p99_ns'),
            ('kvm_page_table_test', 'KVM_UPDATE_MAPPINGS'))
 BENCH_ORDER = ('kvm_page_table_test', 'demand_paging_test', 'fault_latency', 'table_fault',
-               'vm_create', 'alloc_bench', 'real_vm')
+               'vm_create', 'vm_first_run', 'alloc_bench', 'real_vm')
 BENCH_NOTES = {
     'kvm_page_table_test': 'whole-stage times of the upstream test (-m 6: 40-bit IPA, 4K pages); '
                            'config vCPUS-SIZE-BACKING, SIZE touched by every vCPU; the hugetlb '
@@ -49,6 +49,10 @@ BENCH_NOTES = {
     'vm_create': 'KVM_CREATE_VM + memslot + vCPUs, and their teardown; with nptpool that is '
                  'reserving + zeroing the pool and releasing it (default pool: 4 MiB, large: '
                  'run-bench.sh -L)',
+    'vm_first_run': 'vm_create_test -r at the default parameters: as vm_create, and vCPU 0 runs '
+                    'once in between, its first stage-2 fault and an MMIO exit (stock: the '
+                    'vCPU memcache\'s first top-up; nptpool: the fitted pool\'s reservation); '
+                    'destroy then tears those tables down',
     'alloc_bench': 'in-kernel, nptpool debugfs alloc_bench: "nptpool" is one table from the bump '
                    'allocator under its spinlock, "stock" one zeroed page from the page '
                    'allocator as KVM\'s memcache gets it; Ncpus: every CPU at once',
@@ -77,6 +81,7 @@ def expected(sizes, vcpus, cpus, guest_sizes=(), table_faults=512):
                         ['p50_ns', 'p90_ns', 'p99_ns', 'max_ns']),
         'vm_create': ([f'{c}-{p}_pool' for p in ('default', 'large') for c in plain],
                       ['vm_create_us', 'vm_destroy_us']),
+        'vm_first_run': (plain, ['vm_create_us', 'vm_first_run_us', 'vm_destroy_us']),
         'alloc_bench': (['1cpu', f'{cpus}cpus'], ['alloc_ns']),
     } | guest
 

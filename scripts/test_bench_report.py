@@ -92,12 +92,13 @@ class BenchReportTest(unittest.TestCase):
             rc = bench_report.smoke_tap(s, ['1M'], ['1'], 2, runner_status=0)
         text = out.getvalue()
         self.assertEqual(rc, 1)
-        self.assertIn('1..7', text)
+        self.assertIn('1..8', text)
         self.assertIn('ok 4 bench/table_fault', text)
         self.assertIn('not ok 5 bench/vm_create', text)
         self.assertIn('# missing: nptpool v1-1M-default_pool vm_create_us', text)
-        self.assertIn('ok 6 bench/alloc_bench', text)
-        self.assertIn('ok 7 bench/run-bench.sh', text)
+        self.assertIn('ok 6 bench/vm_first_run', text)
+        self.assertIn('ok 7 bench/alloc_bench', text)
+        self.assertIn('ok 8 bench/run-bench.sh', text)
 
     @unittest.skipUnless(shutil.which('gnuplot'), 'no gnuplot')
     def test_plots_without_fault_latency_draw_the_ratios_only(self):

@@ -27,7 +27,7 @@ usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [
   -v  vCPU counts (default '1 2 4')
   -B  benchmarks (default: all of
       'kvm_page_table_test demand_paging_test fault_latency table_fault vm_create
-      alloc_bench',
+      vm_first_run alloc_bench',
       and real_vm where the test host has one: a boot with VM=1, make vm)
   -M  host mode label for the CSV: vhe, nvhe, pkvm (default: from the kernel log)
   -S  stock only: never load nptpool (pKVM, where it cannot load)
@@ -52,7 +52,7 @@ USAGE
 }
 
 REPS=5 SIZES='2M 8M' VCPUS='1 2 4' MODE='' STOCK_ONLY=0 OUT=''
-BENCHES='kvm_page_table_test demand_paging_test fault_latency table_fault vm_create alloc_bench'
+BENCHES='kvm_page_table_test demand_paging_test fault_latency table_fault vm_create vm_first_run alloc_bench'
 KO=/nptpool.ko KVMDIR=/selftests/kvm OURS=/selftests/nptpool
 LARGE='pud_pages=512 pmd_pages=16384' HUGE_POOL='pmd_pages=16384' GMODE=6 CYCLES=5 RUN_TIMEOUT=600
 TABLE_FAULTS=512 GUEST_SIZES=128 REAL_VM=/selftests/real_vm.sh THP=/sys/kernel/mm/transparent_hugepage/enabled
@@ -94,7 +94,7 @@ for b in $BENCHES; do
 	case $b in
 	kvm_page_table_test | demand_paging_test) [ -x "$KVMDIR/$b" ] || die "no $KVMDIR/$b (-t)" ;;
 	fault_latency | table_fault) [ -x "$FLT" ] || die "no $FLT (-f)" ;;
-	vm_create) [ -x "$VMC" ] || die "no $VMC (-f)" ;;
+	vm_create | vm_first_run) [ -x "$VMC" ] || die "no $VMC (-f)" ;;
 	alloc_bench) ;;
 	real_vm) [ -x $REAL_VM ] && [ -r /vm/Image ] && [ -w $THP ] ||
 		die "no real VM here ($REAL_VM, /vm, $THP): boot the test host with VM=1 (make vm)" ;;
@@ -221,6 +221,11 @@ b_create() {	# SIDE POOL VCPUS SIZE
 		"$VMC" -n "$CYCLES" -v "$3" -b "$(bytes "$4")"
 }
 
+b_first_run() {	# SIDE VCPUS SIZE: as vm_create, and vCPU 0 runs once in between
+	run "$1" vm_first_run "v$2-$3" "$P_FLT" \
+		"$VMC" -r -n "$CYCLES" -v "$2" -b "$(bytes "$3")"
+}
+
 b_guest() {	# SIDE THP(on|off) MIB: a real guest writes MIB MiB once
 	if [ "$2" = on ]; then echo always >$THP; else echo never >$THP; fi
 	run "$1" real_vm "thp_$2-${3}M" "$P_GUEST" \
@@ -319,6 +324,9 @@ one_rep() {
 				[ $pool = default ] || params=$LARGE
 				for v in $VCPUS; do for s in $SIZES; do pair "$params" b_create $pool $v $s; done; done
 			done ;;
+		vm_first_run)
+			# At the default parameters: the fitted pool is reserved in the run.
+			for v in $VCPUS; do for s in $SIZES; do pair '' b_first_run $v $s; done; done ;;
 		alloc_bench)
 			[ "$STOCK_ONLY" = 1 ] || { use_pool ''; b_alloc; } ;;
 		real_vm)
