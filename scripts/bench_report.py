@@ -52,7 +52,8 @@ BENCH_NOTES = {
     'vm_first_run': 'vm_create_test -r at the default parameters: as vm_create, and vCPU 0 runs '
                     'once in between, its first stage-2 fault and an MMIO exit (stock: the '
                     'vCPU memcache\'s first top-up; nptpool: the fitted pool\'s reservation); '
-                    'destroy then tears those tables down',
+                    'destroy then tears those tables down; v1-SIZE-written: a SIZE memslot '
+                    'whose guest writes one page per 2 MiB in that run (a table each)',
     'alloc_bench': 'in-kernel, nptpool debugfs alloc_bench: "nptpool" is one table from the bump '
                    'allocator under its spinlock, "stock" one zeroed page from the page '
                    'allocator as KVM\'s memcache gets it; Ncpus: every CPU at once',
@@ -63,7 +64,7 @@ BENCH_NOTES = {
 }
 
 
-def expected(sizes, vcpus, cpus, guest_sizes=(), table_faults=512):
+def expected(sizes, vcpus, cpus, guest_sizes=(), table_faults=512, written_slots=('32G',)):
     """{benchmark: ([configs], [metrics])} that a run with these knobs must produce;
     real_vm only when it ran with guest sizes."""
     plain = [f'v{v}-{s}' for v in vcpus for s in sizes]
@@ -81,7 +82,8 @@ def expected(sizes, vcpus, cpus, guest_sizes=(), table_faults=512):
                         ['p50_ns', 'p90_ns', 'p99_ns', 'max_ns']),
         'vm_create': ([f'{c}-{p}_pool' for p in ('default', 'large') for c in plain],
                       ['vm_create_us', 'vm_destroy_us']),
-        'vm_first_run': (plain, ['vm_create_us', 'vm_first_run_us', 'vm_destroy_us']),
+        'vm_first_run': (plain + [f'v1-{s}-written' for s in written_slots],
+                         ['vm_create_us', 'vm_first_run_us', 'vm_destroy_us']),
         'alloc_bench': (['1cpu', f'{cpus}cpus'], ['alloc_ns']),
     } | guest
 

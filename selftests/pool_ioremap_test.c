@@ -16,6 +16,11 @@
  *    exhaustion.
  * Needs a GICv2 host (QEMU gic-version=2: run-qemu.sh GIC=2; SKIP otherwise) and nptpool
  * loaded with pmd_pages=1.
+ *
+ * With -f, at the default, fitted pools: for both shapes, the pool reserved at the first
+ * KVM_RUN is fitted to the memslots and the CPU interface (debugfs's bound counts its
+ * tables), the interface is mapped from it and the guest runs, every table handed out
+ * within the bound.
  */
 #include <errno.h>
 #include <libgen.h>
@@ -131,19 +136,57 @@ static bool exhaustion_logged(struct kmsg_since *k, const char *vm)
 	return logged(k->exhausted, "region exhausted", vm);
 }
 
+/* A fitted pool holds the CPU interface's tables: the VM of `mode` runs within its bound. */
+static void test_fitted(enum vm_guest_mode mode, const char *shape)
+{
+	const u64 cpuif[1][2] = { { GICC_GPA, KVM_VGIC_V2_CPU_SIZE } };
+	u64 with[NR_REGIONS], without[NR_REGIONS];
+	struct kmsg_since k;
+	struct gic_vm g;
+	int err, top;
+
+	gic_vm_create(&g, mode);
+	kmsg_since_now(&k);
+	err = gic_vm_run(&g);
+	read_pool(&g.pool);
+	read_footprint(&g.pool);
+	dump_pool(&g.pool, "after the first KVM_RUN");
+	top = start_level(&g.pool);
+	memslots_bound(g.vm, top, cpuif, 1, with);
+	memslots_bound(g.vm, top, NULL, 0, without);
+	ksft_test_result(!err && !remap_failed(&k) && !strcmp(g.pool.sizing, "fitted"),
+			 "%s: the first KVM_RUN reserves the fitted pool, maps the GICv2 CPU interface from it and the guest runs (%s, sizing %s)\n",
+			 shape, err_str(err), g.pool.sizing);
+	ksft_test_result(g.pool.bound[PUD] == with[PUD] && g.pool.bound[PMD] == with[PMD] &&
+			 with[PMD] > without[PMD] &&
+			 g.pool.pages[PUD] >= with[PUD] && g.pool.pages[PMD] >= with[PMD] &&
+			 g.pool.in_use[PUD] <= with[PUD] && g.pool.in_use[PMD] <= with[PMD],
+			 "%s: the pool fits the memslots and the interface (bound pud %lu pmd %lu, memslots alone pud %lu pmd %lu; regions %lu %lu; in use %lu %lu)\n",
+			 shape, g.pool.bound[PUD], g.pool.bound[PMD], without[PUD], without[PMD],
+			 g.pool.pages[PUD], g.pool.pages[PMD], g.pool.in_use[PUD], g.pool.in_use[PMD]);
+	kmsg_since_close(&k);
+	gic_vm_free(&g);
+}
+
 int main(int argc, char *argv[])
 {
 	struct gic_vm deep, shallow;
 	struct kmsg_since k;
 	int err;
 
-	if (argc > 1) {
-		printf("usage: %s\n (no options; nptpool loaded with pmd_pages=1, a GICv2 host)\n",
+	if (argc > 1 && strcmp(argv[1], "-f")) {
+		printf("usage: %s [-f]\n (nptpool loaded with pmd_pages=1, a GICv2 host;\n -f: at the default, fitted pools)\n",
 		       argv[0]);
 		exit(strcmp(argv[1], "-h") ? KSFT_FAIL : KSFT_PASS);
 	}
 	ksft_print_header();
 	NPTPOOL_REQUIRE();
+	if (argc > 1) {
+		ksft_set_plan(4);
+		test_fitted(VM_MODE_P48V48_4K, "48-bit IPA");
+		test_fitted(VM_MODE_P40V48_4K, "40-bit IPA");
+		ksft_finished();
+	}
 
 	gic_vm_create(&deep, VM_MODE_P48V48_4K);
 	if (deep.pool.pages[PMD] != 1)

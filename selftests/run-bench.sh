@@ -21,7 +21,8 @@ usage() {
 usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [-M MODE] [-S]
                     [-k NPTPOOL_KO] [-t KVM_SELFTESTS_DIR] [-f NPTPOOL_SELFTESTS_DIR]
                     [-L 'LARGE_POOL_PARAMS'] [-H 'HUGETLB_POOL_PARAMS'] [-g GUEST_MODE_ID]
-                    [-c CYCLES] [-G 'GUEST_SIZES'] [-F TABLE_FAULTS] [-T SECONDS] [-o CSV]
+                    [-c CYCLES] [-G 'GUEST_SIZES'] [-F TABLE_FAULTS] [-W 'SIZES'] [-T SECONDS]
+                    [-o CSV]
   -n  repetitions, each runs every configuration on both sides (default 5)
   -b  test memory sizes, all vCPUs together (default '2M 8M')
   -v  vCPU counts (default '1 2 4')
@@ -46,6 +47,9 @@ usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [
   -c  VMs created and destroyed per vm_create run (default 5)
   -G  real_vm: MiB the guest writes once, per run, THP on and off (default '128')
   -F  table_fault: table faults per run, all vCPUs together (default 512)
+  -W  vm_first_run: memslot sizes, 1 vCPU, whose guest writes one page per 2 MiB in its
+      first run, so that the fitted pool and the teardown are those of a VM that size
+      (default '32G': a 72 MiB pool from alloc_contig_pages; '' for none)
   -T  seconds before one run counts as hung (default 600)
   -o  also write the samples, with a header line, to this CSV file
 USAGE
@@ -55,9 +59,9 @@ REPS=5 SIZES='2M 8M' VCPUS='1 2 4' MODE='' STOCK_ONLY=0 OUT=''
 BENCHES='kvm_page_table_test demand_paging_test fault_latency table_fault vm_create vm_first_run alloc_bench'
 KO=/nptpool.ko KVMDIR=/selftests/kvm OURS=/selftests/nptpool
 LARGE='pud_pages=512 pmd_pages=16384' HUGE_POOL='pmd_pages=16384' GMODE=6 CYCLES=5 RUN_TIMEOUT=600
-TABLE_FAULTS=512 GUEST_SIZES=128 REAL_VM=/selftests/real_vm.sh THP=/sys/kernel/mm/transparent_hugepage/enabled
+TABLE_FAULTS=512 GUEST_SIZES=128 WRITTEN_SLOTS=32G REAL_VM=/selftests/real_vm.sh THP=/sys/kernel/mm/transparent_hugepage/enabled
 [ -x $REAL_VM ] && [ -r /vm/Image ] && BENCHES="$BENCHES real_vm"
-while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:G:F:T:o: opt; do
+while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:G:F:W:T:o: opt; do
 	case $opt in
 	n) REPS=$OPTARG ;;
 	b) SIZES=$OPTARG ;;
@@ -76,6 +80,7 @@ while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:G:F:T:o: opt; do
 	   case $TABLE_FAULTS in '' | *[!0-9]*) usage >&2; exit 2 ;; esac ;;
 	G) GUEST_SIZES=$OPTARG
 	   case $GUEST_SIZES in '' | *[!0-9\ ]*) usage >&2; exit 2 ;; esac ;;
+	W) WRITTEN_SLOTS=$OPTARG ;;
 	T) RUN_TIMEOUT=$OPTARG ;;
 	o) OUT=$OPTARG ;;
 	h) usage; exit 0 ;;
@@ -226,6 +231,11 @@ b_first_run() {	# SIDE VCPUS SIZE: as vm_create, and vCPU 0 runs once in between
 		"$VMC" -r -n "$CYCLES" -v "$2" -b "$(bytes "$3")"
 }
 
+b_first_run_written() {	# SIDE SIZE: ... and its guest writes a page per 2 MiB
+	run "$1" vm_first_run "v1-$2-written" "$P_FLT" \
+		"$VMC" -r -t 2M -n "$CYCLES" -v 1 -b "$(bytes "$2")"
+}
+
 b_guest() {	# SIDE THP(on|off) MIB: a real guest writes MIB MiB once
 	if [ "$2" = on ]; then echo always >$THP; else echo never >$THP; fi
 	run "$1" real_vm "thp_$2-${3}M" "$P_GUEST" \
@@ -326,7 +336,8 @@ one_rep() {
 			done ;;
 		vm_first_run)
 			# At the default parameters: the fitted pool is reserved in the run.
-			for v in $VCPUS; do for s in $SIZES; do pair '' b_first_run $v $s; done; done ;;
+			for v in $VCPUS; do for s in $SIZES; do pair '' b_first_run $v $s; done; done
+			for s in $WRITTEN_SLOTS; do pair '' b_first_run_written $s; done ;;
 		alloc_bench)
 			[ "$STOCK_ONLY" = 1 ] || { use_pool ''; b_alloc; } ;;
 		real_vm)

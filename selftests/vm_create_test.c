@@ -5,10 +5,13 @@
  * and closing it all until KVM has torn the VM down (destroy), -n times; with nptpool
  * loaded, create includes reserving the VM's pool (the whole pool when it is fixed, its
  * root when it is fitted) and destroy its release.  With -r, vCPU 0 also runs once in
- * between (first_run): a two-instruction guest at the memslot's start, whose fetch is
- * the VM's first stage-2 fault and whose store outside every memslot exits as MMIO; that
- * is where KVM tops up the vCPU's memcache (stock) and where a fitted pool is reserved
- * (nptpool), and destroy then tears down the tables the fault built.
+ * between (first_run): a guest at the memslot's start, whose fetch is the VM's first
+ * stage-2 fault and whose store outside every memslot exits as MMIO; that is where KVM
+ * tops up the vCPU's memcache (stock) and where a fitted pool is reserved (nptpool), and
+ * destroy then tears down the tables the faults built.  With -t, the guest first writes
+ * one page per -t bytes of the rest of the memslot, each write a stage-2 fault, so that
+ * destroy has those tables to tear down (one per 2 MiB at -t 2M) and a fitted pool
+ * fits a memslot of that size.
  * Output: kselftest TAP, plus `bench: vm_create_us N us`, `bench: vm_first_run_us N us`
  * (with -r) and `bench: vm_destroy_us N us` per cycle, for selftests/run-bench.sh.  No
  * timing is ever judged: the one assertion is that every cycle went through; the test
@@ -27,11 +30,19 @@
 
 #define SLOT_GPA	(1UL << 30)
 
-/* At SLOT_GPA, run with the MMU off: a store to IPA 0, which no memslot covers. */
+/*
+ * At SLOT_GPA, run with the MMU off: from the start, writes x1 pages x2 bytes apart from
+ * x0; from GUEST_EXIT, only the store to IPA 0, which no memslot covers.
+ */
 static const u32 guest_code[] = {
+	0xf9000000,	/* 1: str x0, [x0] */
+	0x8b020000,	/* add x0, x0, x2 */
+	0xf1000421,	/* subs x1, x1, #1 */
+	0x54ffffa1,	/* b.ne 1b */
 	0xd2800000,	/* mov x0, #0 */
 	0xf9000000,	/* str x0, [x0] */
 };
+#define GUEST_EXIT	16
 
 static u64 now_ns(void)
 {
@@ -47,19 +58,28 @@ static u64 now_ns(void)
  * initialised; then every fd closed, the VM's last, which tears it down before close()
  * returns.
  */
-/* vCPU 0's first KVM_RUN, to the guest's MMIO exit. */
-static void first_run(int kvm_fd, int vcpu_fd)
+static void set_core_reg(int vcpu_fd, u64 id, u64 val)
 {
-	u64 pc = SLOT_GPA;
-	struct kvm_one_reg reg = { .id = ARM64_CORE_REG(regs.pc), .addr = (u64)&pc };
+	struct kvm_one_reg reg = { .id = id, .addr = (u64)&val };
+	int err = ioctl(vcpu_fd, KVM_SET_ONE_REG, &reg);
+
+	TEST_ASSERT(!err, KVM_IOCTL_ERROR(KVM_SET_ONE_REG, err));
+}
+
+/* vCPU 0's first KVM_RUN, to the guest's MMIO exit, after `touches` writes. */
+static void first_run(int kvm_fd, int vcpu_fd, u64 touches, u64 stride)
+{
 	int size = ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0), err;
 	struct kvm_run *run;
 
 	TEST_ASSERT(size > 0, KVM_IOCTL_ERROR(KVM_GET_VCPU_MMAP_SIZE, size));
 	run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu_fd, 0);
 	TEST_ASSERT(run != MAP_FAILED, "mmap kvm_run");
-	err = ioctl(vcpu_fd, KVM_SET_ONE_REG, &reg);
-	TEST_ASSERT(!err, KVM_IOCTL_ERROR(KVM_SET_ONE_REG, err));
+	/* The code's own page is not written: the first page written is a stride on. */
+	set_core_reg(vcpu_fd, ARM64_CORE_REG(regs.pc), SLOT_GPA + (touches ? 0 : GUEST_EXIT));
+	set_core_reg(vcpu_fd, ARM64_CORE_REG(regs.regs[0]), SLOT_GPA + stride);
+	set_core_reg(vcpu_fd, ARM64_CORE_REG(regs.regs[1]), touches);
+	set_core_reg(vcpu_fd, ARM64_CORE_REG(regs.regs[2]), stride);
 	err = ioctl(vcpu_fd, KVM_RUN, NULL);
 	TEST_ASSERT(!err, KVM_IOCTL_ERROR(KVM_RUN, err));
 	TEST_ASSERT(run->exit_reason == KVM_EXIT_MMIO && run->mmio.is_write && !run->mmio.phys_addr,
@@ -67,7 +87,7 @@ static void first_run(int kvm_fd, int vcpu_fd)
 	munmap(run, size);
 }
 
-static void test_create(u32 nr_vcpus, u64 bytes, int cycles, bool run)
+static void test_create(u32 nr_vcpus, u64 bytes, int cycles, bool run, u64 stride)
 {
 	int kvm_fd = open_kvm_dev_path_or_exit(), vm_fd, vcpu_fd[KVM_MAX_VCPUS];
 	struct kvm_userspace_memory_region region = {
@@ -76,14 +96,20 @@ static void test_create(u32 nr_vcpus, u64 bytes, int cycles, bool run)
 		.memory_size = bytes,
 	};
 	struct kvm_vcpu_init init;
-	u64 t0, t1, t2, t3;
+	u64 t0, t1, t2, t3, touches = stride ? bytes / stride - 1 : 0;
 	void *mem;
 	int c, err;
 	u32 v;
 
 	ksft_set_plan(1);
-	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	TEST_ASSERT(!stride || bytes / stride >= 2, "a memslot of %lu bytes has no page %lu bytes on",
+		    bytes, stride);
+	/* Sparse: only the pages the guest writes take memory. */
+	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	TEST_ASSERT(mem != MAP_FAILED, "mmap %lu bytes", bytes);
+	/* A THP per page written would fill the host, and map blocks, not tables. */
+	TEST_ASSERT(!madvise(mem, bytes, MADV_NOHUGEPAGE), "MADV_NOHUGEPAGE");
 	TEST_ASSERT(bytes >= sizeof(guest_code), "a memslot of %lu bytes holds no guest", bytes);
 	memcpy(mem, guest_code, sizeof(guest_code));
 	region.userspace_addr = (u64)mem;
@@ -104,7 +130,7 @@ static void test_create(u32 nr_vcpus, u64 bytes, int cycles, bool run)
 		}
 		t1 = now_ns();
 		if (run)
-			first_run(kvm_fd, vcpu_fd[0]);
+			first_run(kvm_fd, vcpu_fd[0], touches, stride);
 		t2 = now_ns();
 		for (v = 0; v < nr_vcpus; v++)
 			close(vcpu_fd[v]);
@@ -117,14 +143,15 @@ static void test_create(u32 nr_vcpus, u64 bytes, int cycles, bool run)
 	}
 	munmap(mem, bytes);
 	close(kvm_fd);
-	ksft_test_result_pass("%d VMs of %u vCPUs and a %lu KiB memslot created,%s destroyed\n",
-			      cycles, nr_vcpus, bytes >> 10, run ? " run once," : "");
+	ksft_test_result_pass("%d VMs of %u vCPUs and a %lu KiB memslot created,%s destroyed (%lu pages written)\n",
+			      cycles, nr_vcpus, bytes >> 10, run ? " run once," : "", touches);
 }
 
 static void usage(const char *name)
 {
 	printf("usage: %s [-h] [-r] [-v vcpus] [-b bytes] [-n cycles]\n", name);
 	printf(" -r: run vCPU 0 once, to its guest's first exit, before the teardown\n");
+	printf(" -t: with -r, the guest first writes one page per this many bytes, e.g. 2M\n");
 	printf(" -v: vCPUs (default 1)\n");
 	printf(" -b: the memslot, untouched but for the guest's code, e.g. 4M (default 4M)\n");
 	printf(" -n: VMs to create and destroy (default 5)\n");
@@ -136,11 +163,17 @@ int main(int argc, char *argv[])
 	u32 nr_vcpus = 1;
 	int cycles = 5, opt;
 	bool run = false;
+	u64 stride = 0;
 
-	while ((opt = getopt(argc, argv, "hrv:b:n:")) != -1) {
+	while ((opt = getopt(argc, argv, "hrt:v:b:n:")) != -1) {
 		switch (opt) {
 		case 'r':
 			run = true;
+			break;
+		case 't':
+			stride = parse_size(optarg);
+			TEST_ASSERT(stride >= 4096 && !(stride & (stride - 1)),
+				    "-t: a power of two of at least 4K");
 			break;
 		case 'v':
 			nr_vcpus = atoi_positive("Number of vCPUs", optarg);
@@ -162,6 +195,7 @@ int main(int argc, char *argv[])
 	}
 
 	ksft_print_header();
-	test_create(nr_vcpus, bytes, cycles, run);
+	TEST_ASSERT(run || !stride, "-t needs -r");
+	test_create(nr_vcpus, bytes, cycles, run, stride);
 	ksft_finished();
 }
