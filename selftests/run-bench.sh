@@ -80,7 +80,8 @@ while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:G:F:W:T:o: opt; do
 	   case $TABLE_FAULTS in '' | *[!0-9]*) usage >&2; exit 2 ;; esac ;;
 	G) GUEST_SIZES=$OPTARG
 	   case $GUEST_SIZES in '' | *[!0-9\ ]*) usage >&2; exit 2 ;; esac ;;
-	W) WRITTEN_SLOTS=$OPTARG ;;
+	W) WRITTEN_SLOTS=$OPTARG
+	   case $WRITTEN_SLOTS in *[!0-9KMGkmg\ ]*) usage >&2; exit 2 ;; esac ;;
 	T) RUN_TIMEOUT=$OPTARG ;;
 	o) OUT=$OPTARG ;;
 	h) usage; exit 0 ;;

@@ -211,7 +211,7 @@ vms_gone() {
 # leak check), or 1 if the leak check or the restore failed.  In a stock boot (nptpool
 # not loaded) CMD just runs.
 under_pool() {
-	local pool="$1" tmo="$2" params='' p rc old_overcommit='' restored
+	local pool="$1" tmo="$2" params='' p rc old_overcommit='' old_hugepages restored
 	shift 2
 	n=0 failed=0
 	if [ ! -d /sys/module/nptpool ]; then
@@ -232,10 +232,18 @@ under_pool() {
 		return 1
 	fi
 	[ -n "$old_overcommit" ] && echo 1 >/proc/sys/vm/overcommit_memory
+	old_hugepages=$(cat /proc/sys/vm/nr_hugepages)
 	leak_baseline
 	NPTPOOL_PARAMS=$params run_bounded "$tmo" "$@"
 	rc=$?
 	[ -n "$old_overcommit" ] && echo "$old_overcommit" >/proc/sys/vm/overcommit_memory
+	# A test that changes the huge page pool and was stopped before it put it back: put
+	# it back before the leak check reads MemFree, and say whether that worked.
+	if [ "$(cat /proc/sys/vm/nr_hugepages)" != "$old_hugepages" ]; then
+		echo "$old_hugepages" >/proc/sys/vm/nr_hugepages
+		[ "$(cat /proc/sys/vm/nr_hugepages)" = "$old_hugepages" ]
+		result $? "after $(basename "$1"): vm.nr_hugepages back to $old_hugepages (now $(cat /proc/sys/vm/nr_hugepages))"
+	fi
 	if [ $rc -ne 4 ] && [ $rc -ne 137 ]; then
 		leak_check "$(basename "$1")${params:+ ($params)}"
 	fi

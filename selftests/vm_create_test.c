@@ -52,12 +52,6 @@ static u64 now_ns(void)
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/*
- * What a VMM does to bring a VM up and down, with nothing else: KVM_CREATE_VM (stage-2
- * root, and nptpool's pool), one memslot of `bytes` left untouched, vCPUs created and
- * initialised; then every fd closed, the VM's last, which tears it down before close()
- * returns.
- */
 static void set_core_reg(int vcpu_fd, u64 id, u64 val)
 {
 	struct kvm_one_reg reg = { .id = id, .addr = (u64)&val };
@@ -87,6 +81,12 @@ static void first_run(int kvm_fd, int vcpu_fd, u64 touches, u64 stride)
 	munmap(run, size);
 }
 
+/*
+ * What a VMM does to bring a VM up and down, with nothing else: KVM_CREATE_VM (stage-2
+ * root, and nptpool's pool), one memslot of `bytes`, vCPUs created and initialised,
+ * with `run` vCPU 0 run once (writing a page per `stride` of the memslot); then every fd closed, the VM's last, which tears it down before close()
+ * returns.
+ */
 static void test_create(u32 nr_vcpus, u64 bytes, int cycles, bool run, u64 stride)
 {
 	int kvm_fd = open_kvm_dev_path_or_exit(), vm_fd, vcpu_fd[KVM_MAX_VCPUS];
@@ -149,7 +149,7 @@ static void test_create(u32 nr_vcpus, u64 bytes, int cycles, bool run, u64 strid
 
 static void usage(const char *name)
 {
-	printf("usage: %s [-h] [-r] [-v vcpus] [-b bytes] [-n cycles]\n", name);
+	printf("usage: %s [-h] [-r [-t stride]] [-v vcpus] [-b bytes] [-n cycles]\n", name);
 	printf(" -r: run vCPU 0 once, to its guest's first exit, before the teardown\n");
 	printf(" -t: with -r, the guest first writes one page per this many bytes, e.g. 2M\n");
 	printf(" -v: vCPUs (default 1)\n");

@@ -349,12 +349,20 @@ u64 nptpool_kvm_memslots(void *vm_kvm, u64 *ranges, u64 len, u32 except)
 }
 
 /*
- * Free host memory, in pages, for the line that says why a pool could not be reserved:
- * plenty of it and no pool means no range of the pool's size could be freed up.
+ * For the line that says why a pool of @pages could not be reserved: the host's free
+ * pages outside CMA areas, which a pool cannot use, and whether they are fewer than the
+ * reservation takes.  Plenty free and no pool means that no range of its size was free
+ * or could be freed.  A snapshot, and counting ZONE_MOVABLE too, which a pool cannot use
+ * either: good enough for a message, never for a decision.
  */
-u64 nptpool_free_pages(void)
+u64 nptpool_free_pages(u64 pages, bool *short_of_memory)
 {
-	return global_zone_page_state(NR_FREE_PAGES);
+	long free = global_zone_page_state(NR_FREE_PAGES) -
+		    global_zone_page_state(NR_FREE_CMA_PAGES);
+
+	free = max(free, 0L);
+	*short_of_memory = (u64)free < nptpool_pool_footprint(pages);
+	return free;
 }
 
 /* For debugfs: 1, the pool's own reference, plus KVM's (and anyone else's) on the page. */

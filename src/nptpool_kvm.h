@@ -38,7 +38,7 @@ void nptpool_pool_release(u64 phys, u64 pages);
 void nptpool_page_clear(u64 phys);
 bool nptpool_memcg_limit(u64 pages, char *path, size_t len, u64 *max, u64 *usage);
 int nptpool_page_count(u64 phys);
-u64 nptpool_free_pages(void);
+u64 nptpool_free_pages(u64 pages, bool *short_of_memory);
 u64 nptpool_kvm_memslots(void *kvm, u64 *ranges, u64 len, u32 except);
 
 /* Implemented in Rust, called from the KVM callbacks in C. */

@@ -32,7 +32,7 @@ mod ffi {
         ) -> bool;
         pub(super) fn nptpool_page_count(phys: u64) -> c_int;
         pub(super) fn nptpool_page_clear(phys: u64);
-        pub(super) fn nptpool_free_pages() -> u64;
+        pub(super) fn nptpool_free_pages(pages: u64, short_of_memory: *mut bool) -> u64;
     }
 }
 
@@ -138,10 +138,14 @@ impl Drop for Reservation {
     }
 }
 
-/// The host's free memory, in pages, as of now.
-pub(crate) fn free_pages() -> u64 {
-    // SAFETY: reads a global counter; no requirements.
-    unsafe { ffi::nptpool_free_pages() }
+/// After [`Reservation::new`] failed for `pages` pages: the host's free pages outside CMA
+/// areas as of now, and whether they are fewer than the reservation takes (the host is
+/// short of memory rather than of a contiguous range). For a log line only.
+pub(crate) fn free_pages(pages: u64) -> (u64, bool) {
+    let mut short = false;
+    // SAFETY: the out-pointer is valid for a write for the duration of the call.
+    let free = unsafe { ffi::nptpool_free_pages(pages, &mut short) };
+    (free, short)
 }
 
 /// A memory cgroup whose `memory.max` leaves less room than a reservation needed.

@@ -159,6 +159,8 @@ struct VmState {
     fitted: Atomic<u32>,
     /// Memslots refused, whose lines are limited.
     slots_refused: Atomic<u64>,
+    /// Failed reservations of the fitted pool, whose lines are limited.
+    fit_failures: Atomic<u64>,
     /// The range the VMM will map later (`KVM_CAP_ARM_S2_TABLE_RANGE`), if it named one.
     #[pin]
     provisioned: Mutex<Option<Range>>,
@@ -171,6 +173,9 @@ struct VmState {
 
 /// Lines a VM logs for memslots it refuses.
 const SLOT_LINES: u64 = 4;
+
+/// Lines a VM logs for failed reservations of its fitted pool.
+const FIT_LINES: u64 = 4;
 
 // What `VmState`'s `Send` and `Sync` below rest on, besides the two cells.
 const _: () = {
@@ -219,11 +224,13 @@ pub(crate) struct Vm {
 
 impl Pool {
     /// Reserves a pool of `pgd_pages`, `pud_pages` and `pmd_pages` for the VM `name` of
-    /// `pid` and lays it out; may sleep. On failure, a line says why `what` fails.
+    /// `pid` and lays it out; may sleep. On failure, if `say`, a line says why `what`
+    /// fails.
     fn reserve(
         name: &CStr,
         pid: i32,
         what: &str,
+        say: bool,
         pgd_pages: u64,
         pud_pages: u64,
         pmd_pages: u64,
@@ -234,6 +241,9 @@ impl Pool {
         let slack = pgd_pages.checked_sub(1).ok_or(EINVAL)?;
         let wanted = pages.checked_add(slack).ok_or(ENOMEM)?;
         let reservation = Reservation::new(wanted).inspect_err(|_| {
+            if !say {
+                return;
+            }
             let kib = |pages: u64| pages.saturating_mul(PAGE_SIZE / 1024);
             match MemcgLimit::find(wanted) {
                 Some(limit) => pr_err!(
@@ -246,22 +256,20 @@ impl Pool {
                     kib(limit.max()),
                     kib(limit.usage())
                 ),
-                // Plenty free and still no pool: no range of its size could be freed up,
-                // unmovable or pinned pages sit in every one (README: Fragmented hosts).
                 None => {
-                    let free = free_pages();
+                    let (free, short) = free_pages(wanted);
                     pr_err!(
-                        "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, {} fails with ENOMEM: {} {} KiB free{}\n",
+                        "{}: cannot reserve a {} KiB stage-2 table pool for the VM of pid {}, {} fails with ENOMEM: {} KiB free{}\n",
                         name,
                         kib(wanted),
                         pid,
                         what,
-                        if free < wanted { "the host has only" } else { "the host has" },
                         kib(free),
-                        if free < wanted {
-                            ""
+                        if short {
+                            ", fewer than the pool takes"
                         } else {
-                            ", but no physically contiguous range of the pool's size could be freed up: memory fragmented by unmovable pages"
+                            // Plenty free and still no pool (README: Fragmented hosts).
+                            ", but no physically contiguous range of the pool's size was free or could be freed: memory likely fragmented by unmovable pages"
                         }
                     )
                 }
@@ -442,7 +450,15 @@ impl Vm {
         } else {
             0
         };
-        let pool = Pool::reserve(&name, pid, "VM creation", pgd_pages, pud_pages, pmd_pages)?;
+        let pool = Pool::reserve(
+            &name,
+            pid,
+            "VM creation",
+            true,
+            pgd_pages,
+            pud_pages,
+            pmd_pages,
+        )?;
         let reserved = pool.reservation.pages();
         // The state keeps the name for log lines; the directory is named by a copy.
         let dir_name = CString::try_from(&*name)?;
@@ -457,6 +473,7 @@ impl Vm {
             refused: Atomic::new(0),
             fitted: Atomic::new(0),
             slots_refused: Atomic::new(0),
+            fit_failures: Atomic::new(0),
             provisioned <- new_mutex!(None),
             pool_lock <- new_mutex!(()),
             pool: UnsafeCell::new(pool),
@@ -638,16 +655,31 @@ impl Vm {
             );
             return Err(EBUSY);
         }
+        // A VMM may retry KVM_RUN without end: the first failures say why, the rest
+        // are counted. `fit` runs under KVM's `slots_lock`: one at a time.
+        let failures = state.fit_failures.load(Relaxed);
         // Held from the reservation to the swap: debugfs shows the old pool or the new.
         let guard = state.pool_lock.lock();
         let new = Pool::reserve(
             &state.name,
             state.pid,
             "its first KVM_RUN",
+            failures < FIT_LINES,
             pgd_pages,
             want.pud,
             want.pmd,
-        )?;
+        )
+        .inspect_err(|_| {
+            state
+                .fit_failures
+                .store(failures.saturating_add(1), Relaxed);
+            if failures == FIT_LINES {
+                pr_err!(
+                    "{}: its first KVM_RUN failed again with ENOMEM, not logged any more\n",
+                    &*state.name
+                );
+            }
+        })?;
         let pgd = u32::try_from(pgd_pages)?;
         let root = new.alloc.lock().ptalloc.alloc_contiguous(Region::Pgd, pgd);
         // SAFETY: the spec's allocator handed the pages out to this call alone, from a
