@@ -24,6 +24,10 @@
  *             With two nodes (run-qemu.sh NUMA=2) the memslot is first touched on node
  *             1 by a thread pinned to a CPU of node 0, so balancing migrates pages too
  *             (/proc/vmstat numa_pages_migrated, shown)
+ *   ksm       KSM with use_zero_pages: the host zeroes each page the guest wrote (as
+ *             every cycle does, after checking it), and ksmd merges it with the zero
+ *             page, which makes KVM unmap it (an idle guest's zero pages); the cycle
+ *             waits until every table came back
  *
  * Asserted: the pmd region's used pages never exceed those after the first of -n cycles
  * (dirty: each cycle waits for the previous one's tables to come back, where the region
@@ -47,8 +51,43 @@
 
 #define TEST_GVA2	0x100000000UL
 
-enum mode { DONTNEED, SLOT, MOVE, DIRTY, NUMA };
-static const char * const mode_names[] = { "dontneed", "slot", "move", "dirty", "numa" };
+enum mode { DONTNEED, SLOT, MOVE, DIRTY, NUMA, KSM };
+static const char * const mode_names[] = { "dontneed", "slot", "move", "dirty", "numa", "ksm" };
+
+/* ksmd scanning as fast as it can, merging zero pages with the zero page; put back at exit. */
+#define KSM_DIR		"/sys/kernel/mm/ksm/"
+static const char * const ksm_knobs[] = { "use_zero_pages", "sleep_millisecs", "pages_to_scan",
+					   "run" };
+static const char * const ksm_fast[] = { "1", "0", "4096", "1" };
+static char ksm_saved[ARRAY_SIZE(ksm_knobs)][32];
+
+static void ksm_restore(void)
+{
+	char path[128];
+	int i;
+
+	for (i = ARRAY_SIZE(ksm_knobs) - 1; i >= 0; i--) {
+		if (!ksm_saved[i][0])
+			continue;
+		snprintf(path, sizeof(path), KSM_DIR "%s", ksm_knobs[i]);
+		write_file_ok(path, ksm_saved[i]);
+	}
+}
+
+static void ksm_fast_on(void)
+{
+	char path[128];
+	size_t i;
+
+	if (access(KSM_DIR "run", W_OK))
+		ksft_exit_skip("no %srun: the kernel has no KSM (CONFIG_KSM)\n", KSM_DIR);
+	atexit(ksm_restore);
+	for (i = 0; i < ARRAY_SIZE(ksm_knobs); i++) {
+		snprintf(path, sizeof(path), KSM_DIR "%s", ksm_knobs[i]);
+		read_file(path, ksm_saved[i], sizeof(ksm_saved[i]));
+		write_file(path, ksm_fast[i]);
+	}
+}
 
 /*
  * NUMA balancing's scheduler knobs (debugfs) set to scan the VMM's memory every 100 ms
@@ -227,12 +266,12 @@ static void reuse_vm_create(struct reuse_vm *r, enum mode mode, u64 blocks)
 		    "no nptpool debugfs directory for the new VM");
 }
 
-/* Wait up to 5 s for `pages` free pmd-region pages; how many ms it took. */
-static u64 wait_free(struct reuse_vm *r, u64 pages)
+/* Wait up to `max_ms` for `pages` free pmd-region pages; how many ms it took. */
+static u64 wait_free(struct reuse_vm *r, u64 pages, u64 max_ms)
 {
 	u64 ms;
 
-	for (ms = 0; ms < 5000; ms += 10) {
+	for (ms = 0; ms < max_ms; ms += 10) {
 		read_pool(&r->pool);
 		if (r->pool.free[PMD] >= pages)
 			break;
@@ -296,13 +335,17 @@ static void give_up(struct reuse_vm *r, enum mode mode, u64 chunk, u64 cycle)
 		/* CPU time towards the next scan; what it unmaps the next writes map again. */
 		spin_ms(200);
 		break;
+	case KSM:
+		/* guest_writes() zeroed the pages: ksmd merges them, KVM gives the tables up. */
+		wait_free(r, r->blocks, 30000);
+		break;
 	case DIRTY:
 		/* Off: a write to page 1 of each block maps the block again. */
 		vm_mem_region_set_flags(r->vm, TEST_SLOT, 0);
 		guest_writes(r, TEST_GVA, 1);
 		/* Eager splitting takes its tables now: from those given back, once back. */
 		if (eager)
-			wait_free(r, r->blocks);
+			wait_free(r, r->blocks, 5000);
 		vm_mem_region_set_flags(r->vm, TEST_SLOT, KVM_MEM_LOG_DIRTY_PAGES);
 		break;
 	}
@@ -325,8 +368,16 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked, u64
 			       nptpool_table_span(3) >> 10);
 	if (mode == NUMA)
 		numa_balancing_fast();
+	if (mode == KSM)
+		ksm_fast_on();
 	ksft_set_plan(eager ? 6 : 5);
 	reuse_vm_create(&r, mode, blocks);
+	if (mode == KSM) {
+		struct userspace_mem_region *region = memslot2region(r.vm, TEST_SLOT);
+
+		TEST_ASSERT(!madvise(region->host_mem, r.blocks * r.span, MADV_MERGEABLE),
+			    "MADV_MERGEABLE: %s", strerror(errno));
+	}
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	if (mode == DIRTY) {
 		/* Mapped as blocks first, then logged: the cycles' writes split them. */
@@ -396,7 +447,7 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked, u64
 		 * they wait for the tables themselves.
 		 */
 		if (mode == DIRTY && first + blocks < r.pool.pages[PMD])
-			wait_free(&r, blocks);
+			wait_free(&r, blocks, 5000);
 		if (mode != DIRTY) {
 			/* Before the next cycle's writes take them again. */
 			read_pool(&r.pool);
@@ -437,7 +488,7 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked, u64
 			vm_mem_region_set_flags(r.vm, TEST_SLOT, 0);
 			guest_writes(&r, TEST_GVA, 1);
 		}
-		c = wait_free(&r, blocks);
+		c = wait_free(&r, blocks, 5000);
 		ksft_test_result(r.pool.free[PMD] >= blocks,
 				 "dirty: the tables that blocks replaced come back after their grace period (%lu free after %lu ms)\n",
 				 r.pool.free[PMD], c);
@@ -451,6 +502,9 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked, u64
 				 "numa: balancing's scans made KVM give tables back (debugfs showed up to %lu of %lu free)\n",
 				 freed_seen, blocks);
 	} else {
+		if (mode == KSM)
+			ksft_print_msg("ksm: %lu full scans, %lu zero pages merged now\n",
+				       read_u64(KSM_DIR "full_scans"), read_u64(KSM_DIR "ksm_zero_pages"));
 		ksft_test_result(freed_seen >= blocks,
 				 "%s gives the %lu tables back (debugfs shows %lu free)\n",
 				 mode_names[mode], blocks, freed_seen);
@@ -460,13 +514,13 @@ static void test_reuse(enum mode mode, u64 blocks, u64 cycles, bool chunked, u64
 
 static void usage(const char *name)
 {
-	printf("usage: %s [-h] [-m dontneed|slot|move|dirty|numa] [-c] [-e] [-b blocks] [-n cycles] [-t seconds]\n",
+	printf("usage: %s [-h] [-m dontneed|slot|move|dirty|numa|ksm] [-c] [-e] [-b blocks] [-n cycles] [-t seconds]\n",
 	       name);
 	printf(" -m: how KVM is made to give its tables up each cycle (default dontneed)\n");
 	printf(" -c: dontneed in chunks of one block (default: the whole memslot at once)\n");
 	printf(" -e: dirty with eager splitting, one block per chunk\n");
 	printf(" -b: memslot blocks, one last-level table each (default 32)\n");
-	printf(" -n: cycles (default 1000; 100 for slot and move, 20 for dirty)\n");
+	printf(" -n: cycles (default 1000; 100 for slot and move, 20 for dirty and ksm)\n");
 	printf(" -t: numa: seconds of cycles (default 60)\n");
 }
 
@@ -513,7 +567,7 @@ int main(int argc, char *argv[])
 		}
 	}
 	if (!cycles)
-		cycles = mode == DONTNEED ? 1000 : mode == DIRTY ? 20 : 100;
+		cycles = mode == DONTNEED ? 1000 : mode == DIRTY || mode == KSM ? 20 : 100;
 	if (eager && mode != DIRTY) {
 		usage(argv[0]);
 		exit(KSFT_FAIL);
