@@ -8,14 +8,15 @@
  * With -H, a fragmented host (README: Fragmented hosts): a VM whose fitted pool is larger
  * than the buddy allocator's largest block (alloc_contig_pages()) gets it with the host's
  * memory filled with anonymous pages, which can be migrated; with a page pinned in every
- * 2 MiB of RAM that the test's memory or the root's files occupy, and most of the memory
- * free, its first KVM_RUN fails with ENOMEM and a line
+ * 2 MiB of RAM that the test's memory or the root's files occupy (checked to leave no
+ * pool-sized range free of pinned and kernel pages), and most of the memory free, its first KVM_RUN fails with ENOMEM and a line
  * naming the fragmentation, while a small VM still runs; once the pins go, the same VM's
  * next KVM_RUN gets its pool and runs.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/kernel-page-flags.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,9 +92,7 @@ static void test_frag(int nvms)
 #define NR_HUGEPAGES	"/proc/sys/vm/nr_hugepages"
 #define PIN_SPAN	(2UL << 20)	/* one pinned page per 2 MiB of RAM */
 #define MAX_PIPES	256
-/* /proc/kpageflags bits of pages the kernel holds and never moves */
-#define KPF_SLAB	7
-#define KPF_PGTABLE	26
+/* PG_reserved in /proc/kpageflags: a kernel-internal bit, not in the uapi header */
 #define KPF_RESERVED	32
 
 /*
@@ -356,7 +355,7 @@ static void test_fragmented_host(u64 gib)
 	err = vm_run(&t);
 	kvm_vm_free(t.vm);
 	migrated = vmstat("pgmigrate_success") - migrated;
-	ksft_print_msg("%zu MiB of anonymous memory, %lu MiB available: first KVM_RUN %s, %lu pages migrated\n",
+	ksft_print_msg("%zu MiB of anonymous memory, %lu MiB available: first KVM_RUN %s, %lu pages migrated (host-wide count)\n",
 		       a.len >> 20, meminfo_kib("MemAvailable") >> 10, err ? strerror(err) : "ran",
 		       migrated);
 	ksft_test_result(!err && migrated,
@@ -388,7 +387,7 @@ static void test_fragmented_host(u64 gib)
 	ksft_print_msg("first KVM_RUN: %s; sizing %s\n", err ? strerror(err) : "ran",
 		       t.pool.sizing);
 	ksft_test_result(err == ENOMEM && !strcmp(t.pool.sizing, "root-until-first-run"),
-			 "with %lu MiB free and a page pinned in every 2 MiB, the first KVM_RUN fails with ENOMEM and the VM keeps its root-only pool\n",
+			 "with %lu MiB free and pages pinned 2 MiB apart, the first KVM_RUN fails with ENOMEM and the VM keeps its root-only pool\n",
 			 free_kib >> 10);
 	snprintf(needle, sizeof(needle),
 		 "stage-2 table pool for the VM of pid %d, its first KVM_RUN fails with ENOMEM",
@@ -424,7 +423,7 @@ static void usage(const char *name)
 {
 	printf("usage: %s [-h] [-c vms | -H gib]\n", name);
 	printf(" -c: VMs to create and destroy (default 200)\n");
-	printf(" -H: a fragmented host, with a VM of a memslot of this many GiB (e.g. 32)\n");
+	printf(" -H: a fragmented host, with a VM of a memslot of this many GiB (e.g. 64)\n");
 }
 
 int main(int argc, char *argv[])

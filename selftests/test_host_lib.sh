@@ -240,10 +240,17 @@ under_pool() {
 	# A test that changes the huge page pool and was stopped before it put it back: put
 	# it back before the leak check reads MemFree, and say whether that worked.
 	if [ "$(cat /proc/sys/vm/nr_hugepages)" != "$old_hugepages" ]; then
-		echo "$old_hugepages" >/proc/sys/vm/nr_hugepages
+		# A killed test's memory may still be going back: a few tries.
+		for p in 1 2 3; do
+			echo "$old_hugepages" >/proc/sys/vm/nr_hugepages
+			[ "$(cat /proc/sys/vm/nr_hugepages)" = "$old_hugepages" ] && break
+			sleep 1
+		done
 		[ "$(cat /proc/sys/vm/nr_hugepages)" = "$old_hugepages" ]
 		result $? "after $(basename "$1"): vm.nr_hugepages back to $old_hugepages (now $(cat /proc/sys/vm/nr_hugepages))"
 	fi
+	# ... and ksmd, which a killed reuse_ksm would leave scanning flat out.
+	[ -w /sys/kernel/mm/ksm/run ] && echo 0 >/sys/kernel/mm/ksm/run
 	if [ $rc -ne 4 ] && [ $rc -ne 137 ]; then
 		leak_check "$(basename "$1")${params:+ ($params)}"
 	fi

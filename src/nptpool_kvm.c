@@ -357,11 +357,11 @@ u64 nptpool_kvm_memslots(void *vm_kvm, u64 *ranges, u64 len, u32 except)
  */
 u64 nptpool_free_pages(u64 pages, bool *short_of_memory)
 {
-	long free = global_zone_page_state(NR_FREE_PAGES) -
-		    global_zone_page_state(NR_FREE_CMA_PAGES);
+	unsigned long free = global_zone_page_state(NR_FREE_PAGES);
+	unsigned long cma = global_zone_page_state(NR_FREE_CMA_PAGES);
 
-	free = max(free, 0L);
-	*short_of_memory = (u64)free < nptpool_pool_footprint(pages);
+	free = free > cma ? free - cma : 0;
+	*short_of_memory = free < nptpool_pool_footprint(pages);
 	return free;
 }
 

@@ -655,8 +655,8 @@ impl Vm {
             );
             return Err(EBUSY);
         }
-        // A VMM may retry KVM_RUN without end: the first failures say why, the rest
-        // are counted. `fit` runs under KVM's `slots_lock`: one at a time.
+        // A VMM may retry KVM_RUN without end: the first failures say why, then one
+        // line says the rest do not. `fit` runs under KVM's `slots_lock`: one at a time.
         let failures = state.fit_failures.load(Relaxed);
         // Held from the reservation to the swap: debugfs shows the old pool or the new.
         let guard = state.pool_lock.lock();
@@ -669,14 +669,16 @@ impl Vm {
             want.pud,
             want.pmd,
         )
-        .inspect_err(|_| {
+        .inspect_err(|e| {
             state
                 .fit_failures
                 .store(failures.saturating_add(1), Relaxed);
             if failures == FIT_LINES {
                 pr_err!(
-                    "{}: its first KVM_RUN failed again with ENOMEM, not logged any more\n",
-                    &*state.name
+                    "{}: its first KVM_RUN failed again ({:?}), as {} times before: not logged any more\n",
+                    &*state.name,
+                    e,
+                    FIT_LINES
                 );
             }
         })?;
