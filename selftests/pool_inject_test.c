@@ -99,7 +99,7 @@ static void test_inject(void)
  */
 static void test_inject_first_run(void)
 {
-	struct vm_under_test probe, t;
+	struct vm_under_test t;
 	struct counters base;
 	char line[512], times[16], needle[128];
 	u64 reserved;
@@ -109,15 +109,7 @@ static void test_inject_first_run(void)
 		ksft_exit_skip("no %s: the kernel has no page allocation fault injection (CONFIG_FAIL_PAGE_ALLOC, CONFIG_FAULT_INJECTION_DEBUG_FS)\n",
 			       FAIL_PAGE_ALLOC);
 	counters_read(&base);
-	vm_setup(&probe, 512, 16, 32);
-	TEST_ASSERT(!vm_run(&probe), "the probe VM runs");
-	read_pool(&probe.pool);
-	read_footprint(&probe.pool);
-	reserved = probe.pool.reserved_pages;
-	kvm_vm_free(probe.vm);
-	if (strcmp(probe.pool.sizing, "fitted"))
-		ksft_exit_fail_msg("nptpool does not fit pools (fit=1): the sizing is '%s'\n",
-				   probe.pool.sizing);
+	reserved = fitted_pool_pages(512, 16, 32);
 	if (reserved > 1024)
 		ksft_exit_skip("a pool of %lu pages comes from alloc_contig_pages(), which fail_page_alloc does not cover\n",
 			       reserved);

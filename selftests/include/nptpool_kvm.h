@@ -41,6 +41,7 @@ int vcpu_run_done(struct kvm_vcpu *vcpu);
 void vm_enable_eager_split(struct kvm_vm *vm, u64 chunk);
 int vm_run(struct vm_under_test *t);
 bool small_vm_runs(void);
+u64 fitted_pool_pages(u64 slot_pages, u64 count, u64 stride);
 
 struct kvm_vm *vm_with_vcpus(int nvcpus, struct kvm_vcpu **vcpus, void *guest, u64 count);
 

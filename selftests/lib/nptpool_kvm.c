@@ -115,6 +115,26 @@ bool small_vm_runs(void)
 }
 
 /*
+ * The pages a fitted pool takes for a VM of vm_setup()'s shape with these arguments: a
+ * probe VM runs once (its first KVM_RUN reserves the pool) and is destroyed.  Fails the
+ * test unless nptpool fits pools (fit=1).
+ */
+u64 fitted_pool_pages(u64 slot_pages, u64 count, u64 stride)
+{
+	struct vm_under_test probe;
+
+	vm_setup(&probe, slot_pages, count, stride);
+	TEST_ASSERT(!vm_run(&probe), "the probe VM runs");
+	read_pool(&probe.pool);
+	read_footprint(&probe.pool);
+	kvm_vm_free(probe.vm);
+	if (strcmp(probe.pool.sizing, "fitted"))
+		nptpool_die("nptpool does not fit pools (fit=1): the sizing is '%s'\n",
+			    probe.pool.sizing);
+	return probe.pool.reserved_pages;
+}
+
+/*
  * A VM of `nvcpus` vCPUs: vCPU i runs `guest` with (its base, `count`), to touch `count`
  * pages 2 MiB apart (each needs a new pmd-region table) in its own part of one memslot.
  */
