@@ -158,8 +158,10 @@ void nptpool_kvm_unregister(void)
 /*
  * A physically contiguous pool of at least @pages pages, charged to the caller's memory
  * cgroup and counted in SecPageTables like stock stage-2 tables; *@reserved is how many
- * it holds.  Not zeroed: vm.rs zeroes each page as it hands it out, so a VM pays for the
- * tables it uses, as with stock KVM's memcache, not for its whole pool at creation.
+ * it holds.  Zeroed if @zero: a pool most of whose pages become tables (a fitted one, or
+ * a root) is zeroed here, in one pass before the VM runs, so that a fault taking a
+ * fresh table pays for no clear_page(); otherwise vm.rs zeroes each page as it hands it
+ * out, so that a fixed pool, mostly never used, costs no zeroing of what is not.
  *
  * Pools the buddy allocator can serve are one whole block of the order that fits them:
  * freed, the block merges again.  Trimming it to size, as alloc_pages_exact() does,
@@ -179,15 +181,17 @@ static u64 nptpool_pool_footprint(u64 pages)
 	return pages <= MAX_ORDER_NR_PAGES ? 1ULL << get_order(pages << PAGE_SHIFT) : pages;
 }
 
-int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged)
+int nptpool_pool_reserve(u64 pages, bool zero, u64 *phys, u64 *reserved, bool *charged)
 {
-	const gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN;
+	gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN;
 	struct page *page;
 	unsigned int order;
 
 	if (!pages || pages > totalram_pages())
 		return -ENOMEM;
 
+	if (zero)
+		gfp |= __GFP_ZERO;
 	*reserved = nptpool_pool_footprint(pages);
 	if (pages <= MAX_ORDER_NR_PAGES) {
 		order = ilog2(*reserved);

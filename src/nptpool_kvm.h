@@ -33,7 +33,7 @@ struct nptpool_vm_info {
 int nptpool_kvm_host_mode(void);
 int nptpool_kvm_register(const void *ctx, bool fit);
 void nptpool_kvm_unregister(void);
-int nptpool_pool_reserve(u64 pages, u64 *phys, u64 *reserved, bool *charged);
+int nptpool_pool_reserve(u64 pages, bool zero, u64 *phys, u64 *reserved, bool *charged);
 void nptpool_pool_release(u64 phys, u64 pages);
 void nptpool_page_clear(u64 phys);
 bool nptpool_memcg_limit(u64 pages, char *path, size_t len, u64 *max, u64 *usage);

@@ -31,7 +31,7 @@ mod tests {
     /// A real pool of `pgd + pud + pmd` pages and its allocator under a spinlock.
     fn pool(pgd: u64, pud: u64, pmd: u64) -> Result<(Reservation, Pin<KBox<SpinLock<PtAlloc>>>)> {
         let pages = Layout::total_pages(pgd, pud, pmd).ok_or(EINVAL)?;
-        let reservation = Reservation::new(pages)?;
+        let reservation = Reservation::new(pages, false)?;
         let layout = Layout::new(reservation.phys(), pgd, pud, pmd).ok_or(EINVAL)?;
         let alloc = KBox::pin_init(new_spinlock!(PtAlloc::new(layout)), GFP_KERNEL)?;
         Ok((reservation, alloc))

@@ -18,6 +18,7 @@ mod ffi {
     extern "C" {
         pub(super) fn nptpool_pool_reserve(
             pages: u64,
+            zero: bool,
             phys: *mut u64,
             reserved: *mut u64,
             charged: *mut bool,
@@ -37,38 +38,46 @@ mod ffi {
 }
 
 /// A physically contiguous range of pages counted in `SecPageTables` and charged to the
-/// reserving task's memory cgroup, whatever its size. Not zeroed: each page is, as it
-/// becomes a table ([`Reservation::clear_page`]).
+/// reserving task's memory cgroup, whatever its size. Zeroed whole as it is reserved, or
+/// not at all, each page then zeroed as it becomes a table ([`Reservation::clear_page`]).
 ///
 /// # Invariants
 ///
 /// `phys` and `pages` describe a live reservation from `nptpool_pool_reserve`, released
 /// exactly once, on drop: `phys` is page aligned and each of the `pages` pages from it has
-/// a `struct page`.
+/// a `struct page`. If `zeroed`, every page was zeroed before `new` returned.
 pub(crate) struct Reservation {
     phys: u64,
     pages: u64,
     charged: bool,
+    zeroed: bool,
 }
 
 impl Reservation {
     /// Reserves at least `pages` pages (rounded up to a whole buddy block when the page
-    /// allocator serves them); may sleep.
-    pub(crate) fn new(pages: u64) -> Result<Self> {
+    /// allocator serves them), all zeroed if `zero`; may sleep.
+    pub(crate) fn new(pages: u64, zero: bool) -> Result<Self> {
         let mut phys = 0u64;
         let mut reserved = 0u64;
         let mut charged = false;
         // SAFETY: the out-pointers are valid for writes for the duration of the call.
         to_result(unsafe {
-            ffi::nptpool_pool_reserve(pages, &mut phys, &mut reserved, &mut charged)
+            ffi::nptpool_pool_reserve(pages, zero, &mut phys, &mut reserved, &mut charged)
         })?;
         // INVARIANT: the call succeeded, so `phys`/`reserved` are a live reservation of
-        // whole pages (`page_to_phys` of its first page).
+        // whole pages (`page_to_phys` of its first page), zeroed with `__GFP_ZERO` if
+        // `zero`.
         Ok(Self {
             phys,
             pages: reserved,
             charged,
+            zeroed: zero,
         })
+    }
+
+    /// Whether every page was zeroed as it was reserved.
+    pub(crate) fn zeroed(&self) -> bool {
+        self.zeroed
     }
 
     /// How many pages it holds: at least the number asked for.

@@ -224,13 +224,13 @@ pub(crate) struct Vm {
 
 impl Pool {
     /// Reserves a pool of `pgd_pages`, `pud_pages` and `pmd_pages` for the VM `name` of
-    /// `pid` and lays it out; may sleep. On failure, if `say`, a line says why `what`
-    /// fails.
+    /// `pid` and lays it out, zeroed whole if `zero`; may sleep. On failure, if `failing`
+    /// names what fails for want of it, a line says why.
     fn reserve(
         name: &CStr,
         pid: i32,
-        what: &str,
-        say: bool,
+        failing: Option<&str>,
+        zero: bool,
         pgd_pages: u64,
         pud_pages: u64,
         pmd_pages: u64,
@@ -240,10 +240,10 @@ impl Pool {
         // alloc_contig_pages() does not promise: reserve room to align it.
         let slack = pgd_pages.checked_sub(1).ok_or(EINVAL)?;
         let wanted = pages.checked_add(slack).ok_or(ENOMEM)?;
-        let reservation = Reservation::new(wanted).inspect_err(|_| {
-            if !say {
+        let reservation = Reservation::new(wanted, zero).inspect_err(|_| {
+            let Some(what) = failing else {
                 return;
-            }
+            };
             let kib = |pages: u64| pages.saturating_mul(PAGE_SIZE / 1024);
             match MemcgLimit::find(wanted) {
                 Some(limit) => pr_err!(
@@ -340,21 +340,31 @@ impl Pool {
         self.alloc.lock().ptalloc.clone()
     }
 
-    /// Zeroes the `pages` pages from `phys` before they become a table; `Some(phys)`, or
-    /// `None` with a line if they were not the pool's, which the type invariant rules out
-    /// (they stay counted in use, as the allocator handed them out).
+    /// Makes the `pages` pages from `phys` ready to become a table, zeroed: clears them,
+    /// unless they are `fresh` (never handed out before) from a reservation zeroed whole.
+    /// `Some(phys)`, or `None` with a line if they were not the pool's, which the type
+    /// invariant rules out (they stay counted in use, as the allocator handed them out).
     ///
     /// # Safety
     ///
     /// The pages were just handed out to the caller, who alone has them until it returns
-    /// them to KVM.
-    unsafe fn clear(&self, name: &CStr, phys: u64, pages: u32) -> Option<u64> {
+    /// them to KVM; `fresh` only if they were never handed out before.
+    unsafe fn clear(&self, name: &CStr, phys: u64, pages: u32, fresh: bool) -> Option<u64> {
+        // Nobody wrote to a fresh page of a zeroed reservation: it is still zero.
+        let zeroed = fresh && self.reservation.zeroed();
         for page in 0..u64::from(pages) {
             let cleared = page
                 .checked_mul(PAGE_SIZE)
                 .and_then(|offset| phys.checked_add(offset))
-                // SAFETY: the caller alone has the page, by this function's requirements.
-                .and_then(|at| unsafe { self.reservation.clear_page(at) });
+                .and_then(|at| {
+                    if zeroed {
+                        self.reservation.holds(at).then_some(())
+                    } else {
+                        // SAFETY: the caller alone has the page, by this function's
+                        // requirements.
+                        unsafe { self.reservation.clear_page(at) }
+                    }
+                });
             if cleared.is_none() {
                 pr_err!(
                     "{}: table page {} of 0x{:x} is not the pool's: not handed out\n",
@@ -453,8 +463,10 @@ impl Vm {
         let pool = Pool::reserve(
             &name,
             pid,
-            "VM creation",
-            true,
+            Some("VM creation"),
+            // A pool to be fitted is its root alone, all of it a table from the start; a
+            // fixed pool is mostly never used: each page is zeroed as it becomes a table.
+            ctx.sizing == Sizing::Fit,
             pgd_pages,
             pud_pages,
             pmd_pages,
@@ -539,7 +551,7 @@ impl Vm {
             state.stats.pages_in_use.add(1, Relaxed);
             // SAFETY: KVM gave the page back and it was just taken off its stack, under
             // the lock that admits one taker: nobody else has it until it is returned.
-            return unsafe { pool.clear(&state.name, phys, 1) };
+            return unsafe { pool.clear(&state.name, phys, 1, false) };
         }
 
         let alloc = &mut locked.ptalloc;
@@ -559,11 +571,9 @@ impl Vm {
                 // A pud or pmd page may come back from now on; the root never does.
                 pool.free.handed_out(phys);
                 state.stats.pages_in_use.add(u64::from(pages), Relaxed);
-                // The pool is reserved unzeroed: a VM pays for zeroing the tables it uses,
-                // once each, not for its whole pool when it is created.
                 // SAFETY: the spec's allocator handed the pages out, for the first time,
                 // to this call alone: nobody else has them before they are returned.
-                unsafe { pool.clear(&state.name, phys, pages) }
+                unsafe { pool.clear(&state.name, phys, pages, true) }
             }
             None => {
                 // Logged once per VM: the halt is sticky, later calls fail silently, and
@@ -663,8 +673,12 @@ impl Vm {
         let new = Pool::reserve(
             &state.name,
             state.pid,
-            "its first KVM_RUN",
-            failures < FIT_LINES,
+            (failures < FIT_LINES).then_some("its first KVM_RUN"),
+            // Zeroed in one pass now, before the VM runs, so that no fault taking a
+            // fresh table clears one. A fitted pool is what 4 KiB mappings of the
+            // memslots need: about 1/512 of their size, zeroed once whatever the guest
+            // maps with blocks.
+            true,
             pgd_pages,
             want.pud,
             want.pmd,
@@ -684,9 +698,9 @@ impl Vm {
         })?;
         let pgd = u32::try_from(pgd_pages)?;
         let root = new.alloc.lock().ptalloc.alloc_contiguous(Region::Pgd, pgd);
-        // SAFETY: the spec's allocator handed the pages out to this call alone, from a
-        // pool nobody else has yet.
-        let root = root.and_then(|phys| unsafe { new.clear(&state.name, phys, pgd) });
+        // SAFETY: the spec's allocator handed the pages out, for the first time, to this
+        // call alone, from a pool nobody else has yet.
+        let root = root.and_then(|phys| unsafe { new.clear(&state.name, phys, pgd, true) });
         let Some(root) = root else {
             pr_err!(
                 "{}: the fitted pool has no room for the root\n",
