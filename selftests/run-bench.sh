@@ -21,8 +21,8 @@ usage() {
 usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [-M MODE] [-S]
                     [-k NPTPOOL_KO] [-t KVM_SELFTESTS_DIR] [-f NPTPOOL_SELFTESTS_DIR]
                     [-L 'LARGE_POOL_PARAMS'] [-H 'HUGETLB_POOL_PARAMS'] [-g GUEST_MODE_ID]
-                    [-c CYCLES] [-G 'GUEST_SIZES'] [-F TABLE_FAULTS] [-W 'SIZES'] [-T SECONDS]
-                    [-o CSV]
+                    [-c CYCLES] [-G 'GUEST_SIZES'] [-F TABLE_FAULTS] [-P PAIRS] [-W 'SIZES']
+                    [-T SECONDS] [-o CSV]
   -n  repetitions, each runs every configuration on both sides (default 5)
   -b  test memory sizes, all vCPUs together (default '2M 8M')
   -v  vCPU counts (default '1 2 4')
@@ -47,6 +47,10 @@ usage: run-bench.sh [-h] [-n REPS] [-b 'SIZES'] [-v 'VCPUS'] [-B 'BENCHMARKS'] [
   -c  VMs created and destroyed per vm_create run (default 5)
   -G  real_vm: MiB the guest writes once, per run, THP on and off (default '128')
   -F  table_fault: table faults per run, all vCPUs together (default 512)
+  -P  table_fault: pairs of runs per configuration and repetition, each pair's order
+      the other way round from the one before (default 4: a run takes about a second,
+      and this machine's speed changes from one run to the next; see README.md,
+      Benchmark, Reading a ratio)
   -W  vm_first_run: memslot sizes, 1 vCPU, whose guest writes one page per 2 MiB in its
       first run, so that the fitted pool and the teardown are those of a VM that size
       (default '32G': a 72 MiB pool from alloc_contig_pages; '' for none)
@@ -59,9 +63,9 @@ REPS=5 SIZES='2M 8M' VCPUS='1 2 4' MODE='' STOCK_ONLY=0 OUT=''
 BENCHES='kvm_page_table_test demand_paging_test fault_latency table_fault vm_create vm_first_run alloc_bench'
 KO=/nptpool.ko KVMDIR=/selftests/kvm OURS=/selftests/nptpool
 LARGE='pud_pages=512 pmd_pages=16384' HUGE_POOL='pmd_pages=16384' GMODE=6 CYCLES=5 RUN_TIMEOUT=600
-TABLE_FAULTS=512 GUEST_SIZES=128 WRITTEN_SLOTS=32G REAL_VM=/selftests/real_vm.sh THP=/sys/kernel/mm/transparent_hugepage/enabled
+TABLE_FAULTS=512 TABLE_FAULT_PAIRS=4 GUEST_SIZES=128 WRITTEN_SLOTS=32G REAL_VM=/selftests/real_vm.sh THP=/sys/kernel/mm/transparent_hugepage/enabled
 [ -x $REAL_VM ] && [ -r /vm/Image ] && BENCHES="$BENCHES real_vm"
-while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:G:F:W:T:o: opt; do
+while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:G:F:P:W:T:o: opt; do
 	case $opt in
 	n) REPS=$OPTARG ;;
 	b) SIZES=$OPTARG ;;
@@ -78,6 +82,8 @@ while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:G:F:W:T:o: opt; do
 	c) CYCLES=$OPTARG ;;
 	F) TABLE_FAULTS=$OPTARG
 	   case $TABLE_FAULTS in '' | *[!0-9]*) usage >&2; exit 2 ;; esac ;;
+	P) TABLE_FAULT_PAIRS=$OPTARG
+	   case $TABLE_FAULT_PAIRS in '' | 0 | *[!0-9]*) usage >&2; exit 2 ;; esac ;;
 	G) GUEST_SIZES=$OPTARG
 	   case $GUEST_SIZES in '' | *[!0-9\ ]*) usage >&2; exit 2 ;; esac ;;
 	W) WRITTEN_SLOTS=$OPTARG
@@ -326,7 +332,10 @@ one_rep() {
 		fault_latency)
 			for v in $VCPUS; do for s in $SIZES; do pair '' b_fault $v $s; done; done ;;
 		table_fault)
-			for v in $VCPUS; do pair '' b_tfault $v; done ;;
+			local i
+			for v in $VCPUS; do
+				for i in $(seq "$TABLE_FAULT_PAIRS"); do pair '' b_tfault $v; done
+			done ;;
 		vm_create)
 			# vm_create_test never runs a vCPU, and a fitted pool is only reserved
 			# as the VM first runs: "default" is the built-in fixed pool (fit=0).
