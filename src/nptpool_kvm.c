@@ -158,10 +158,10 @@ void nptpool_kvm_unregister(void)
 /*
  * A physically contiguous pool of at least @pages pages, charged to the caller's memory
  * cgroup and counted in SecPageTables like stock stage-2 tables; *@reserved is how many
- * it holds.  Zeroed if @zero: a pool most of whose pages become tables (a fitted one, or
- * a root) is zeroed here, in one pass before the VM runs, so that a fault taking a
- * fresh table pays for no clear_page(); otherwise vm.rs zeroes each page as it hands it
- * out, so that a fixed pool, mostly never used, costs no zeroing of what is not.
+ * it holds.  Zeroed if @zero: a pool sized for what its VM can map (a fitted one, or a
+ * root) is zeroed here, before the VM runs, so that a fault taking a fresh table pays
+ * for no clear_page(); otherwise vm.rs zeroes each page as it hands it out, so that a
+ * fixed pool, mostly never used, costs no zeroing of what is not.
  *
  * Pools the buddy allocator can serve are one whole block of the order that fits them:
  * freed, the block merges again.  Trimming it to size, as alloc_pages_exact() does,
@@ -181,21 +181,36 @@ static u64 nptpool_pool_footprint(u64 pages)
 	return pages <= MAX_ORDER_NR_PAGES ? 1ULL << get_order(pages << PAGE_SHIFT) : pages;
 }
 
+/*
+ * Zeroes a pool from alloc_contig_pages() in steps, where __GFP_ZERO would zero it in one
+ * go with its pageblocks still isolated: a fitted pool's size has no upper bound (a
+ * 1 TiB memslot's is 2 GiB), and this runs in the VM's first KVM_RUN.
+ */
+static void nptpool_pool_zero(struct page *page, u64 pages)
+{
+	unsigned long pfn = page_to_pfn(page);
+	u64 i;
+
+	for (i = 0; i < pages; i++) {
+		clear_page(page_address(pfn_to_page(pfn + i)));
+		if (i % MAX_ORDER_NR_PAGES == MAX_ORDER_NR_PAGES - 1)
+			cond_resched();
+	}
+}
+
 int nptpool_pool_reserve(u64 pages, bool zero, u64 *phys, u64 *reserved, bool *charged)
 {
-	gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN;
+	const gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN;
 	struct page *page;
 	unsigned int order;
 
 	if (!pages || pages > totalram_pages())
 		return -ENOMEM;
 
-	if (zero)
-		gfp |= __GFP_ZERO;
 	*reserved = nptpool_pool_footprint(pages);
 	if (pages <= MAX_ORDER_NR_PAGES) {
 		order = ilog2(*reserved);
-		page = alloc_pages(gfp, order);
+		page = alloc_pages(zero ? gfp | __GFP_ZERO : gfp, order);
 		if (!page)
 			return -ENOMEM;
 		/* Table pages need their own refcounts: KVM counts entries in them. */
@@ -204,6 +219,8 @@ int nptpool_pool_reserve(u64 pages, bool zero, u64 *phys, u64 *reserved, bool *c
 		page = alloc_contig_pages(pages, gfp, numa_node_id(), NULL);
 		if (!page)
 			return -ENOMEM;
+		if (zero)
+			nptpool_pool_zero(page, pages);
 	}
 	*charged = PageMemcgKmem(page);
 
@@ -298,10 +315,19 @@ void nptpool_pool_release(u64 phys, u64 pages)
 		  referenced, pages, lost);
 }
 
-/* A page before it is handed out as a table, fresh or given back: no one else uses it. */
+/*
+ * A page before it is handed out as a table, one KVM gave back or a fresh one of a pool
+ * reserved unzeroed: no one else uses it.
+ */
 void nptpool_page_clear(u64 phys)
 {
 	clear_page(phys_to_virt(phys));
+}
+
+/* Whether the page at @phys reads all zeroes: the debug check of a zeroed pool. */
+bool nptpool_page_is_zero(u64 phys)
+{
+	return !memchr_inv(phys_to_virt(phys), 0, PAGE_SIZE);
 }
 
 /*

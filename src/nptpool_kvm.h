@@ -36,6 +36,7 @@ void nptpool_kvm_unregister(void);
 int nptpool_pool_reserve(u64 pages, bool zero, u64 *phys, u64 *reserved, bool *charged);
 void nptpool_pool_release(u64 phys, u64 pages);
 void nptpool_page_clear(u64 phys);
+bool nptpool_page_is_zero(u64 phys);
 bool nptpool_memcg_limit(u64 pages, char *path, size_t len, u64 *max, u64 *usage);
 int nptpool_page_count(u64 phys);
 u64 nptpool_free_pages(u64 pages, bool *short_of_memory);

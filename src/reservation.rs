@@ -33,6 +33,7 @@ mod ffi {
         ) -> bool;
         pub(super) fn nptpool_page_count(phys: u64) -> c_int;
         pub(super) fn nptpool_page_clear(phys: u64);
+        pub(super) fn nptpool_page_is_zero(phys: u64) -> bool;
         pub(super) fn nptpool_free_pages(pages: u64, short_of_memory: *mut bool) -> u64;
     }
 }
@@ -121,6 +122,16 @@ impl Reservation {
         // safety requirements.
         unsafe { ffi::nptpool_page_clear(phys) };
         Some(())
+    }
+
+    /// Whether the page at `phys` reads all zeroes; `None` unless it is a page of this
+    /// reservation.
+    pub(crate) fn is_zero(&self, phys: u64) -> Option<bool> {
+        self.holds(phys).then_some(())?;
+        // SAFETY: a page of this live reservation (checked just above), mapped in the
+        // kernel's linear map like all of it; a racing writer would only make the answer
+        // stale, and the callers read pages nobody writes.
+        Some(unsafe { ffi::nptpool_page_is_zero(phys) })
     }
 
     /// Whether `phys` is the address of a page of this reservation.

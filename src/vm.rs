@@ -122,7 +122,9 @@ struct Locked {
 /// # Invariants
 ///
 /// The allocator's layout lies inside `reservation`, and `free` is laid out for the
-/// same pool, with the one [`Taker`] for it inside `alloc`.
+/// same pool, with the one [`Taker`] for it inside `alloc`. The pages of each region at
+/// and beyond its bump pointer were never handed out, and nothing writes to them: if
+/// `reservation.zeroed()`, they are still zero.
 #[pin_data]
 struct Pool {
     /// The pool's memory. Released with the pool, after the debugfs files that read it.
@@ -340,32 +342,30 @@ impl Pool {
         self.alloc.lock().ptalloc.clone()
     }
 
-    /// Makes the `pages` pages from `phys` ready to become a table, zeroed: clears them,
-    /// unless they are `fresh` (never handed out before) from a reservation zeroed whole.
-    /// `Some(phys)`, or `None` with a line if they were not the pool's, which the type
-    /// invariant rules out (they stay counted in use, as the allocator handed them out).
+    /// Makes the `pages` pages from `phys` ready to become a table: zeroed. Clears them,
+    /// unless they are [`Handout::Fresh`] from a reservation zeroed whole, which they still
+    /// are (checked, and cleared if not, in a `CONFIG_DEBUG_VM` kernel). `Some(phys)`, or
+    /// `None` with a line if they were not the pool's, which the type invariant rules out
+    /// (they stay counted in use, as the allocator handed them out).
     ///
     /// # Safety
     ///
     /// The pages were just handed out to the caller, who alone has them until it returns
-    /// them to KVM; `fresh` only if they were never handed out before.
-    unsafe fn clear(&self, name: &CStr, phys: u64, pages: u32, fresh: bool) -> Option<u64> {
-        // Nobody wrote to a fresh page of a zeroed reservation: it is still zero.
-        let zeroed = fresh && self.reservation.zeroed();
+    /// them to KVM; they are [`Handout::Fresh`] only if never handed out before.
+    unsafe fn prepare_table(
+        &self,
+        name: &CStr,
+        phys: u64,
+        pages: u32,
+        handout: Handout,
+    ) -> Option<u64> {
+        let zeroed = handout == Handout::Fresh && self.reservation.zeroed();
         for page in 0..u64::from(pages) {
-            let cleared = page
+            let Some(at) = page
                 .checked_mul(PAGE_SIZE)
                 .and_then(|offset| phys.checked_add(offset))
-                .and_then(|at| {
-                    if zeroed {
-                        self.reservation.holds(at).then_some(())
-                    } else {
-                        // SAFETY: the caller alone has the page, by this function's
-                        // requirements.
-                        unsafe { self.reservation.clear_page(at) }
-                    }
-                });
-            if cleared.is_none() {
+                .filter(|at| self.reservation.holds(*at))
+            else {
                 pr_err!(
                     "{}: table page {} of 0x{:x} is not the pool's: not handed out\n",
                     name,
@@ -373,10 +373,41 @@ impl Pool {
                     phys
                 );
                 return None;
+            };
+            if zeroed && !self.written_since_zeroed(name, at) {
+                continue;
             }
+            // SAFETY: the caller alone has the page, by this function's requirements; it
+            // is the pool's (checked above), so this clears it.
+            unsafe { self.reservation.clear_page(at) };
         }
         Some(phys)
     }
+
+    /// Whether the fresh page at `at` of a reservation zeroed whole is not zero any more,
+    /// which the type invariant rules out: a `CONFIG_DEBUG_VM` kernel checks it, with a
+    /// line, so that `page_poison=1` (make check-debug) still catches a table handed out
+    /// unzeroed.
+    fn written_since_zeroed(&self, name: &CStr, at: u64) -> bool {
+        if !cfg!(CONFIG_DEBUG_VM) || self.reservation.is_zero(at) != Some(false) {
+            return false;
+        }
+        pr_err!(
+            "{}: fresh table page 0x{:x} of a pool reserved zeroed is not zero: cleared\n",
+            name,
+            at
+        );
+        true
+    }
+}
+
+/// Where a table handed out comes from, for [`Pool::prepare_table`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Handout {
+    /// Never handed out before: the spec's allocator's next page(s).
+    Fresh,
+    /// Given back by KVM, with whatever it left in it.
+    GivenBack,
 }
 
 impl VmState {
@@ -551,7 +582,7 @@ impl Vm {
             state.stats.pages_in_use.add(1, Relaxed);
             // SAFETY: KVM gave the page back and it was just taken off its stack, under
             // the lock that admits one taker: nobody else has it until it is returned.
-            return unsafe { pool.clear(&state.name, phys, 1, false) };
+            return unsafe { pool.prepare_table(&state.name, phys, 1, Handout::GivenBack) };
         }
 
         let alloc = &mut locked.ptalloc;
@@ -573,7 +604,7 @@ impl Vm {
                 state.stats.pages_in_use.add(u64::from(pages), Relaxed);
                 // SAFETY: the spec's allocator handed the pages out, for the first time,
                 // to this call alone: nobody else has them before they are returned.
-                unsafe { pool.clear(&state.name, phys, pages, true) }
+                unsafe { pool.prepare_table(&state.name, phys, pages, Handout::Fresh) }
             }
             None => {
                 // Logged once per VM: the halt is sticky, later calls fail silently, and
@@ -700,7 +731,8 @@ impl Vm {
         let root = new.alloc.lock().ptalloc.alloc_contiguous(Region::Pgd, pgd);
         // SAFETY: the spec's allocator handed the pages out, for the first time, to this
         // call alone, from a pool nobody else has yet.
-        let root = root.and_then(|phys| unsafe { new.clear(&state.name, phys, pgd, true) });
+        let root = root
+            .and_then(|phys| unsafe { new.prepare_table(&state.name, phys, pgd, Handout::Fresh) });
         let Some(root) = root else {
             pr_err!(
                 "{}: the fitted pool has no room for the root\n",
