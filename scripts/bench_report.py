@@ -166,7 +166,8 @@ class Summary:
         self.reps = set()
         for mode, side, rep, bench, config, metric, v, unit in rows:
             self.groups[(mode, side, bench, config, metric)].append(v)
-            self.by_rep[(mode, side, bench, config, metric, rep)].append(v)
+            if metric not in RAW_METRICS:
+                self.by_rep[(mode, side, bench, config, metric, rep)].append(v)
             self.units[(bench, metric)] = unit
             self.modes.add(mode)
             self.reps.add(rep)
@@ -194,19 +195,24 @@ class Summary:
         return out, ratio(p[1], s[1]), ratio(p[0], s[0])
 
     def paired(self, mode, bench, config, metric):
-        """The median over repetitions of each repetition's ratio of medians, and how
-        many repetitions had both sides: within a repetition the two sides ran minutes
-        apart at most (interleaved), so a machine that changes speed between
-        repetitions moves both sides of a repetition's ratio alike."""
+        """The median of the pairs' ratios, and how many pairs: run-bench.sh runs each
+        pair's two sides back to back, so the i-th value of a side in a repetition
+        pairs with the other side's i-th, seconds apart; a machine whose speed changes
+        between pairs moves both sides of a pair alike.  A repetition whose sides have
+        different counts (a failed run) counts as one pair, its ratio of medians."""
         rs = []
         for rep in sorted(self.reps):
-            med = {}
-            for side in SIDES:
-                vals = self.by_rep.get((mode, side, bench, config, metric, rep))
-                med[side] = statistics.median(vals) if vals else None
-            r = ratio(med['nptpool'], med['stock'])
-            if r is not None:
-                rs.append(r)
+            vals = {side: self.by_rep.get((mode, side, bench, config, metric, rep), [])
+                    for side in SIDES}
+            s, p = vals['stock'], vals['nptpool']
+            if not s or not p:
+                continue
+            if len(s) == len(p):
+                rs += [r for r in map(ratio, p, s) if r is not None]
+            else:
+                r = ratio(statistics.median(p), statistics.median(s))
+                if r is not None:
+                    rs.append(r)
         return (statistics.median(rs) if rs else None), len(rs)
 
 
@@ -232,9 +238,9 @@ def write_summary(summ, out_dir, notes):
         'every number is from one QEMU boot per mode, stock and nptpool runs interleaved',
         '- **ratio** = nptpool / stock, of the medians (and of the minimums); '
         'below 1.00 nptpool is faster, except for rates (marked ↑), where above 1.00 is faster',
-        '- **paired**: the median over repetitions of each repetition\'s own ratio, the two '
-        'sides of a repetition having run interleaved, minutes apart at most: steadier than '
-        'the ratio of medians when the machine\'s speed drifts between repetitions',
+        '- **paired**: the median of the ratios of the pairs of runs, each pair\'s two sides '
+        'run back to back, seconds apart: steadier than the ratio of medians when the '
+        'machine\'s speed changes from one pair to the next',
         '- **spread**: "overlap" when the two sides\' [min, max] ranges overlap, i.e. the '
         'difference is within run-to-run noise; "apart" when they do not',
         '- under TCG emulation absolute times mean little; compare sides within a mode',

@@ -160,7 +160,7 @@ VM=1 NUMA=2 QEMU_CPU=neoverse-n1 guest_run other-host "" /selftests/nofwb.list /
 echo "== bench smoke (VHE, 1 repetition)"
 GUEST_LOG=$out/bench-smoke.log TIMEOUT=$((600 * scale)) SMP=2 MEM=2G HUGEPAGES=8 VM=1 \
 	QEMU_ACCEL=tcg,thread=single QEMU_CPU=max,pauth-impdef=on,lpa2=off \
-	guest "/selftests/run-bench.sh -M vhe -n 1 -b 1M -v '1 2' -c 1 -G 16 -F 16"
+	guest "/selftests/run-bench.sh -M vhe -n 1 -b 1M -v '1 2' -c 1 -G 16 -F 16 -P 1"
 rc=$?
 {
 	echo 'mode,side,rep,benchmark,config,metric,value,unit'
