@@ -385,18 +385,22 @@ impl Pool {
     }
 
     /// Whether the fresh page at `at` of a reservation zeroed whole is not zero any more,
-    /// which the type invariant rules out: a `CONFIG_DEBUG_VM` kernel checks it, with a
-    /// line, so that `page_poison=1` (make check-debug) still catches a table handed out
-    /// unzeroed.
+    /// which the type invariant rules out: a `CONFIG_DEBUG_VM` kernel checks it, and
+    /// warns the first time, so that `page_poison=1` (make check-debug) still catches a
+    /// table handed out unzeroed.
     fn written_since_zeroed(&self, name: &CStr, at: u64) -> bool {
+        static WARNED: Atomic<bool> = Atomic::new(false);
         if !cfg!(CONFIG_DEBUG_VM) || self.reservation.is_zero(at) != Some(false) {
             return false;
         }
-        pr_err!(
-            "{}: fresh table page 0x{:x} of a pool reserved zeroed is not zero: cleared\n",
-            name,
-            at
-        );
+        if !WARNED.xchg(true, Relaxed) {
+            pr_err!(
+                "{}: fresh table page 0x{:x} of a pool reserved zeroed is not zero: cleared\n",
+                name,
+                at
+            );
+            kernel::warn_on!(true);
+        }
         true
     }
 }
