@@ -196,18 +196,20 @@ class Summary:
 
     def paired(self, mode, bench, config, metric):
         """The median of the pairs' ratios, and how many pairs: run-bench.sh runs each
-        pair's two sides back to back, so the i-th value of a side in a repetition
-        pairs with the other side's i-th, seconds apart; a machine whose speed changes
-        between pairs moves both sides of a pair alike.  A repetition whose sides have
-        different counts (a failed run) counts as one pair, its ratio of medians."""
+        pair's two sides back to back, so in a repetition where every pair's runs gave
+        a value, the i-th value of a side pairs with the other side's i-th, seconds
+        apart, and a machine whose speed changes between pairs moves both sides of a
+        pair alike.  A repetition with a failed run, on either side, cannot tell which
+        values pair: it counts as one pair, its ratio of medians."""
+        per_rep = {rep: {side: self.by_rep.get((mode, side, bench, config, metric, rep), [])
+                         for side in SIDES} for rep in self.reps}
+        full = max((len(v) for sides in per_rep.values() for v in sides.values()), default=0)
         rs = []
-        for rep in sorted(self.reps):
-            vals = {side: self.by_rep.get((mode, side, bench, config, metric, rep), [])
-                    for side in SIDES}
-            s, p = vals['stock'], vals['nptpool']
+        for rep in sorted(per_rep):
+            s, p = per_rep[rep]['stock'], per_rep[rep]['nptpool']
             if not s or not p:
                 continue
-            if len(s) == len(p):
+            if len(s) == len(p) == full:
                 rs += [r for r in map(ratio, p, s) if r is not None]
             else:
                 r = ratio(statistics.median(p), statistics.median(s))

@@ -80,11 +80,11 @@ while getopts hn:b:v:B:M:Sk:t:f:L:H:g:c:G:F:P:W:T:o: opt; do
 	H) HUGE_POOL=$OPTARG ;;
 	g) GMODE=$OPTARG ;;
 	c) CYCLES=$OPTARG ;;
+	# Counts from 1, in decimal: shell arithmetic reads a leading 0 as octal.
 	F) TABLE_FAULTS=$OPTARG
-	   case $TABLE_FAULTS in '' | *[!0-9]*) usage >&2; exit 2 ;; esac ;;
+	   case $TABLE_FAULTS in '' | 0* | *[!0-9]*) usage >&2; exit 2 ;; esac ;;
 	P) TABLE_FAULT_PAIRS=$OPTARG
-	   case $TABLE_FAULT_PAIRS in '' | *[!0-9]*) usage >&2; exit 2 ;; esac
-	   [ "$TABLE_FAULT_PAIRS" -ge 1 ] || { usage >&2; exit 2; } ;;
+	   case $TABLE_FAULT_PAIRS in '' | 0* | *[!0-9]*) usage >&2; exit 2 ;; esac ;;
 	G) GUEST_SIZES=$OPTARG
 	   case $GUEST_SIZES in '' | *[!0-9\ ]*) usage >&2; exit 2 ;; esac ;;
 	W) WRITTEN_SLOTS=$OPTARG

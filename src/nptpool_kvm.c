@@ -182,19 +182,21 @@ static u64 nptpool_pool_footprint(u64 pages)
 }
 
 /*
- * Zeroes a pool from alloc_contig_pages() in steps, where __GFP_ZERO would zero it in one
- * go with its pageblocks still isolated: a fitted pool's size has no upper bound (a
- * 1 TiB memslot's is 2 GiB), and this runs in the VM's first KVM_RUN.
+ * Zeroes a pool from alloc_contig_pages() a page at a time, where __GFP_ZERO would zero
+ * it in one go with its pageblocks still isolated: a fitted pool's size has no upper
+ * bound (a 1 TiB memslot's is 2 GiB), and this runs in the VM's first KVM_RUN.  Not
+ * where the page allocator zeroed the pages already, at allocation or as they were freed.
  */
 static void nptpool_pool_zero(struct page *page, u64 pages)
 {
 	unsigned long pfn = page_to_pfn(page);
 	u64 i;
 
+	if (want_init_on_alloc(0) || want_init_on_free())
+		return;
 	for (i = 0; i < pages; i++) {
 		clear_page(page_address(pfn_to_page(pfn + i)));
-		if (i % MAX_ORDER_NR_PAGES == MAX_ORDER_NR_PAGES - 1)
-			cond_resched();
+		cond_resched();
 	}
 }
 

@@ -88,6 +88,10 @@ mod tests {
             for zero in [true, false] {
                 let reservation = Reservation::new(pages, zero)?;
                 assert_eq!(reservation.zeroed(), zero);
+                // Exactly as many: alloc_contig_pages(), not a buddy block rounded up.
+                if pages == large && PAGE_SIZE == 4096 {
+                    assert_eq!(reservation.pages(), pages);
+                }
                 for page in 0..reservation.pages() {
                     let at = page
                         .checked_mul(PAGE_SIZE)

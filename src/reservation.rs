@@ -66,8 +66,7 @@ impl Reservation {
             ffi::nptpool_pool_reserve(pages, zero, &mut phys, &mut reserved, &mut charged)
         })?;
         // INVARIANT: the call succeeded, so `phys`/`reserved` are a live reservation of
-        // whole pages (`page_to_phys` of its first page), zeroed with `__GFP_ZERO` if
-        // `zero`.
+        // whole pages (`page_to_phys` of its first page), all zeroed if `zero`.
         Ok(Self {
             phys,
             pages: reserved,
@@ -129,8 +128,8 @@ impl Reservation {
     pub(crate) fn is_zero(&self, phys: u64) -> Option<bool> {
         self.holds(phys).then_some(())?;
         // SAFETY: a page of this live reservation (checked just above), mapped in the
-        // kernel's linear map like all of it; a racing writer would only make the answer
-        // stale, and the callers read pages nobody writes.
+        // kernel's linear map like all of it while `self` is borrowed; the read is C's,
+        // so a concurrent writer would only make the answer stale.
         Some(unsafe { ffi::nptpool_page_is_zero(phys) })
     }
 

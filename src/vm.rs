@@ -295,7 +295,9 @@ impl Pool {
 
         // INVARIANT: `base` is `reservation.phys()` aligned up by at most `slack` pages and
         // the layout spans `pages`, so it ends within the `wanted` pages reserved; `free`
-        // and its taker were made for the same layout.
+        // and its taker were made for the same layout. The bump pointers start at their
+        // regions' starts (`PtAlloc::new`), nothing has touched the pages, and if `zero`
+        // the whole reservation is zero (`Reservation`'s invariant).
         KBox::pin_init(
             pin_init!(Pool {
                 reservation,
@@ -386,8 +388,8 @@ impl Pool {
 
     /// Whether the fresh page at `at` of a reservation zeroed whole is not zero any more,
     /// which the type invariant rules out: a `CONFIG_DEBUG_VM` kernel checks it, and
-    /// warns the first time, so that `page_poison=1` (make check-debug) still catches a
-    /// table handed out unzeroed.
+    /// warns the first time after the module is loaded, so that `page_poison=1` (make
+    /// check-debug) still catches a table handed out unzeroed.
     fn written_since_zeroed(&self, name: &CStr, at: u64) -> bool {
         static WARNED: Atomic<bool> = Atomic::new(false);
         if !cfg!(CONFIG_DEBUG_VM) || self.reservation.is_zero(at) != Some(false) {
@@ -709,8 +711,8 @@ impl Vm {
             &state.name,
             state.pid,
             (failures < FIT_LINES).then_some("its first KVM_RUN"),
-            // Zeroed in one pass now, before the VM runs, so that no fault taking a
-            // fresh table clears one. A fitted pool is what 4 KiB mappings of the
+            // Zeroed now, before the VM runs, so that no fault taking a fresh table
+            // clears one. A fitted pool is what 4 KiB mappings of the
             // memslots need: about 1/512 of their size, zeroed once whatever the guest
             // maps with blocks.
             true,
