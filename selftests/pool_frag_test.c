@@ -9,9 +9,9 @@
  * than the buddy allocator's largest block (alloc_contig_pages()) gets it with the host's
  * memory filled with anonymous pages, which can be migrated; with a page pinned in every
  * 2 MiB of RAM that the test's memory or the root's files occupy (checked to leave no
- * pool-sized range free of pinned and kernel pages), and most of the memory free, its first KVM_RUN fails with ENOMEM and a line
- * naming the fragmentation, while a small VM still runs; once the pins go, the same VM's
- * next KVM_RUN gets its pool and runs.
+ * pool-sized range free of pinned and kernel pages), and most of the memory free, its
+ * first KVM_RUN fails with ENOMEM and a line naming the fragmentation, while a small VM
+ * still runs; once the pins go, the same VM's next KVM_RUN gets its pool and runs.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>

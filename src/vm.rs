@@ -712,9 +712,9 @@ impl Vm {
             state.pid,
             (failures < FIT_LINES).then_some("its first KVM_RUN"),
             // Zeroed now, before the VM runs, so that no fault taking a fresh table
-            // clears one. A fitted pool is what 4 KiB mappings of the
-            // memslots need: about 1/512 of their size, zeroed once whatever the guest
-            // maps with blocks.
+            // clears one. A fitted pool is what mappings of the memslots at the page
+            // size need (about 1/512 of their size with 4 KiB pages), zeroed once
+            // whatever the guest maps with blocks.
             true,
             pgd_pages,
             want.pud,
